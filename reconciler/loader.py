@@ -1,0 +1,211 @@
+"""Read one YAML file safely into plain values, remembering where every key and value stood.
+
+PyYAML's constructors silently keep the last of two duplicate keys and expand aliases without limit,
+and they forget positions. So the file is only *composed* (libyaml's C parser when present), and the
+node graph is walked here: duplicate keys are errors, alias expansion is bounded, and each value's
+path (``("schedules", 3, "trigger")``) maps to its 1-based line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.problems import Problem, error
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_ALIAS_NODES = 10_000  # nodes reachable through aliases in one file; a billion-laughs file needs far more
+MAX_DEPTH = 64
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_constructor = yaml.constructor.SafeConstructor()
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class Positions:
+    """1-based (line, column) of each value and of each mapping key, by path."""
+
+    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Iterable[str | int], *, prefer_key: bool = False) -> tuple[int, int]:
+        """Position of `path`, or of its nearest ancestor that was written in the file."""
+        p = tuple(path)
+        while True:
+            if prefer_key and p in self.keys:
+                return self.keys[p]
+            if p in self.values:
+                return self.values[p]
+            if p in self.keys:
+                return self.keys[p]
+            if not p:
+                return (1, 1)
+            p = p[:-1]
+
+
+@dataclass
+class LoadedFile:
+    """A parsed file: its plain value (None when empty or broken) and positions."""
+
+    path: str
+    value: Any
+    positions: Positions
+    problems: list[Problem]
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, mark: yaml.Mark | None) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+def _pos(mark: yaml.Mark) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
+
+
+class _Walker:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.positions = Positions()
+        self.problems: list[Problem] = []
+        self.seen: set[int] = set()
+        self.alias_nodes = 0
+
+    def walk(self, node: yaml.Node, where: PathKey, depth: int = 0, via_alias: bool = False) -> Any:
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            # A collection met twice is an alias: what it expands to counts against the budget.
+            if id(node) in self.seen:
+                via_alias = True
+            self.seen.add(id(node))
+        if via_alias:
+            self.alias_nodes += 1
+            if self.alias_nodes > MAX_ALIAS_NODES:
+                raise _TooBig(
+                    f"aliases expand to more than {MAX_ALIAS_NODES} nodes (YAML alias bomb?)", node.start_mark
+                )
+        else:
+            self.positions.values[where] = _pos(node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            # Call the tag's constructor directly: construct_object() caches every node it builds.
+            build = _constructor.yaml_constructors.get(node.tag) or _constructor.yaml_constructors[None]
+            return build(_constructor, node)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.walk(item, (*where, i), depth + 1, via_alias) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, where, depth, via_alias)
+        raise _TooBig(f"unsupported YAML node {type(node).__name__}", node.start_mark)
+
+    def _mapping(self, node: yaml.MappingNode, where: PathKey, depth: int, via_alias: bool) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        first_seen: dict[Any, int] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                source = self.walk(value_node, where, depth + 1, True)
+                for part in source if isinstance(source, list) else [source]:
+                    if isinstance(part, dict):
+                        for k, v in part.items():
+                            merged.setdefault(k, v)
+                continue
+            key = self.walk(key_node, (*where, "<key>"), depth + 1, via_alias)
+            if isinstance(key, list | dict):
+                line, col = _pos(key_node.start_mark)
+                self.problems.append(error(self.path, line, col, "a mapping key must be a plain scalar"))
+                continue
+            if key in first_seen:
+                line, col = _pos(key_node.start_mark)
+                self.problems.append(
+                    error(
+                        self.path,
+                        line,
+                        col,
+                        f"duplicate key '{key}' (first defined at line {first_seen[key]})",
+                    )
+                )
+                continue
+            first_seen[key] = key_node.start_mark.line + 1
+            child = (*where, key if isinstance(key, str | int) else str(key))
+            if not via_alias:
+                self.positions.keys[child] = _pos(key_node.start_mark)
+            result[key] = self.walk(value_node, child, depth + 1, via_alias)
+        for k, v in merged.items():
+            result.setdefault(k, v)
+        return result
+
+
+def load_text(path: str, raw: bytes) -> LoadedFile:
+    """Parse `raw` (the bytes of `path`); every problem is reported with its position."""
+    positions = Positions()
+    if len(raw) > MAX_FILE_BYTES:
+        return LoadedFile(
+            path, None, positions, [error(path, 1, 1, f"file is larger than {MAX_FILE_BYTES // 1024} KiB")]
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return LoadedFile(path, None, positions, [error(path, line, column, "file is not valid UTF-8")])
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = _pos(mark) if mark else (1, 1)
+        reason = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
+        return LoadedFile(path, None, positions, [error(path, line, col, f"YAML syntax error: {reason}")])
+    except yaml.YAMLError as exc:
+        return LoadedFile(path, None, positions, [error(path, 1, 1, f"YAML error: {exc}")])
+    if node is None:
+        return LoadedFile(path, None, positions, [error(path, 1, 1, "file is empty")])
+    walker = _Walker(path)
+    try:
+        value = walker.walk(node, ())
+    except _TooBig as exc:
+        line, col = _pos(exc.mark) if exc.mark else (1, 1)
+        return LoadedFile(path, None, walker.positions, [error(path, line, col, str(exc))])
+    except yaml.YAMLError as exc:  # a scalar that its tag cannot construct, e.g. a bad timestamp
+        mark = getattr(exc, "problem_mark", None)
+        line, col = _pos(mark) if mark else (1, 1)
+        return LoadedFile(path, None, walker.positions, [error(path, line, col, f"YAML error: {exc}")])
+    return LoadedFile(path, value, walker.positions, walker.problems)
+
+
+def load_file(path: Path, display: str | None = None) -> LoadedFile:
+    """Read and parse one file; `display` is the path shown in problems (default: `path`)."""
+    shown = display or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return LoadedFile(
+                shown,
+                None,
+                Positions(),
+                [error(shown, 1, 1, f"file is larger than {MAX_FILE_BYTES // 1024} KiB")],
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        return LoadedFile(shown, None, Positions(), [error(shown, 1, 1, f"cannot read file: {exc.strerror}")])
+    return load_text(shown, raw)
+
+
+def schedule_files(directory: Path) -> list[Path]:
+    """Every *.yaml / *.yml below `directory`, sorted; names starting with '_' or '.' are skipped."""
+    found: list[Path] = []
+    for p in directory.rglob("*"):
+        rel = p.relative_to(directory).parts
+        if any(part.startswith(("_", ".")) for part in rel):
+            continue
+        if p.suffix in (".yaml", ".yml") and p.is_file():
+            found.append(p)
+    return sorted(found)

@@ -1,0 +1,150 @@
+"""The schedule file format (DESIGN.md §2) as pydantic models, and the resolved `DesiredSchedule`.
+
+`ScheduleFile` is what a YAML file may contain; it is the source of `schema/schedules.schema.json`.
+`DesiredSchedule` is one schedule after the file's `defaults:` and the global defaults were applied:
+plain, frozen data that the planner compares with the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+TRIGGER_NAMES = ("interval", "cron", "date", "calendarinterval", "and", "or")
+TriggerName = Literal["interval", "cron", "date", "calendarinterval", "and", "or"]
+
+# orchestrator-core's job defaults (APScheduler's, with coalesce set by orchestrator-core).
+DEFAULT_MISFIRE_GRACE_TIME = 1
+DEFAULT_COALESCE = True
+DEFAULT_MAX_INSTANCES = 1
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_USER_INPUTS: tuple[dict[str, Any], ...] = ({},)
+
+
+class _Strict(BaseModel):
+    # strict: YAML already types its scalars, so "yes" for a bool or "1" for an int is a mistake to report.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FileDefaults(_Strict):
+    """Values that fill the fields the schedules of the same file leave out."""
+
+    timezone: str | None = Field(None, description="IANA time zone name, e.g. Europe/Amsterdam.")
+    user_inputs: list[dict[str, Any]] | None = None
+    enabled: bool | None = None
+    misfire_grace_time: int | None = Field(None, ge=1)
+    coalesce: bool | None = None
+    max_instances: int | None = Field(None, ge=1)
+    protect: bool | None = None
+
+
+class ScheduleSpec(_Strict):
+    """One schedule as written in a file (before defaults are applied)."""
+
+    key: str = Field(
+        pattern=KEY_PATTERN,
+        description="Identity of the schedule, unique across the whole directory.",
+    )
+    workflow_name: str = Field(min_length=1, description="A row of `workflows` (not soft-deleted).")
+    name: str | None = Field(None, description="Display name; default: the workflow's description.")
+    trigger: TriggerName = Field(description="APScheduler 3.11 trigger type.")
+    trigger_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Arguments of the trigger class; `cron` also takes {crontab: 'm h dom mon dow'}; "
+        "`and`/`or` take {triggers: [{trigger, trigger_kwargs}, ...]}.",
+    )
+    timezone: str | None = Field(None, description="IANA time zone; default: defaults.timezone, else UTC.")
+    user_inputs: list[dict[str, Any]] | None = Field(None, description="Workflow inputs; default [{}].")
+    enabled: bool | None = Field(None, description="false: no job in apscheduler_jobs, ledger entry kept.")
+    misfire_grace_time: int | None = Field(None, ge=1, description="Seconds; default 1.")
+    coalesce: bool | None = None
+    max_instances: int | None = Field(None, ge=1)
+    protect: bool | None = Field(None, description="true: reconcile never deletes it.")
+    moved_from: str | None = Field(None, pattern=KEY_PATTERN, description="Former key: rename without delete + create.")
+    schedule_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=191,
+        description="Adopt the existing job with this id (written by `schedules import`); "
+        "default: uuid5(namespace, key).",
+    )
+
+
+class ScheduleFile(_Strict):
+    """The top level of a file in schedules.d/."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        title="reconciler schedule file",
+        json_schema_extra={"$id": "https://reconciler.invalid/schemas/schedules.schema.json"},
+    )
+
+    defaults: FileDefaults | None = None
+    schedules: list[ScheduleSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a schedule was declared."""
+
+    path: str
+    line: int
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class DesiredSchedule:
+    """A schedule as the repository wants it, every default resolved."""
+
+    key: str
+    workflow_name: str
+    trigger: str
+    trigger_kwargs: dict[str, Any]
+    timezone: str
+    name: str | None = None  # None: the workflow's description, looked up at plan time
+    user_inputs: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    enabled: bool = True
+    misfire_grace_time: int = DEFAULT_MISFIRE_GRACE_TIME
+    coalesce: bool = DEFAULT_COALESCE
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    protect: bool = False
+    moved_from: str | None = None
+    schedule_id: str | None = None
+    source: SourceLocation | None = None
+
+
+def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLocation) -> DesiredSchedule:
+    """Apply file defaults, then global defaults: absent means default, never "as in the database"."""
+    d = defaults or FileDefaults()
+
+    def pick(own: Any, file_default: Any, fallback: Any) -> Any:
+        if own is not None:
+            return own
+        if file_default is not None:
+            return file_default
+        return fallback
+
+    return DesiredSchedule(
+        key=spec.key,
+        workflow_name=spec.workflow_name,
+        name=spec.name,
+        trigger=spec.trigger,
+        trigger_kwargs=dict(spec.trigger_kwargs),
+        timezone=pick(spec.timezone, d.timezone, DEFAULT_TIMEZONE),
+        user_inputs=pick(spec.user_inputs, d.user_inputs, [dict(x) for x in DEFAULT_USER_INPUTS]),
+        enabled=pick(spec.enabled, d.enabled, True),
+        misfire_grace_time=pick(spec.misfire_grace_time, d.misfire_grace_time, DEFAULT_MISFIRE_GRACE_TIME),
+        coalesce=pick(spec.coalesce, d.coalesce, DEFAULT_COALESCE),
+        max_instances=pick(spec.max_instances, d.max_instances, DEFAULT_MAX_INSTANCES),
+        protect=pick(spec.protect, d.protect, False),
+        moved_from=spec.moved_from,
+        schedule_id=spec.schedule_id,
+        source=source,
+    )
