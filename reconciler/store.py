@@ -1,0 +1,432 @@
+"""The database edge: orchestrator-core's schedule tables, the reconciler's ledger, raw reads and writes.
+
+Rows of `apscheduler_jobs` are read raw (never through APScheduler's SQLAlchemyJobStore, which deletes
+rows it cannot restore) and decoded later by `jobstate`. Writes follow orchestrator-core's order:
+job row first, then its linker row.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    Uuid,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from reconciler.jobstate import JobRow, row_hash
+
+DEFAULT_DB_URL = "sqlite:///schedules.db"
+LEDGER_TABLE = "reconciler_ledger"
+
+orchestrator_metadata = MetaData()
+
+workflows = Table(
+    "workflows",
+    orchestrator_metadata,
+    Column("workflow_id", Uuid, primary_key=True, default=uuid.uuid4),
+    Column("name", String, nullable=False, unique=True),
+    Column("target", String, nullable=False),
+    Column("description", String(2000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.current_timestamp()),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("is_task", Boolean, nullable=False, server_default=text("false")),
+)
+
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    orchestrator_metadata,
+    Column("id", String(191), primary_key=True),
+    Column("next_run_time", Float(53), nullable=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
+
+# orchestrator-core's final shape: no primary key, UNIQUE(workflow_id, schedule_id), both FKs cascade.
+workflows_apscheduler_jobs = Table(
+    "workflows_apscheduler_jobs",
+    orchestrator_metadata,
+    Column("workflow_id", Uuid, ForeignKey("workflows.workflow_id", ondelete="CASCADE"), nullable=False),
+    Column("schedule_id", String(512), ForeignKey("apscheduler_jobs.id", ondelete="CASCADE"), nullable=False),
+    UniqueConstraint("workflow_id", "schedule_id", name="uq_workflow_schedule"),
+)
+
+ledger_metadata = MetaData()
+
+ledger = Table(
+    LEDGER_TABLE,
+    ledger_metadata,
+    Column("namespace", String(100), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("schedule_id", String(191), nullable=False),
+    Column("workflow_name", String, nullable=False),
+    Column("spec_hash", String(64), nullable=False),
+    Column("row_hash", String(64), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("protect", Boolean, nullable=False),
+    Column("source_path", String, nullable=True),
+    Column("source_line", Integer, nullable=True),
+    Column("applied_commit", String(64), nullable=True),
+    Column("applied_author", String, nullable=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("namespace", "key", name="pk_reconciler_ledger"),
+    UniqueConstraint("schedule_id", name="uq_reconciler_ledger_schedule_id"),
+)
+
+# orchestrator-core's own task workflows, seeded into the embedded database so the bundled examples work.
+CORE_TASKS: tuple[tuple[str, str], ...] = (
+    ("task_clean_up_tasks", "Clean up old tasks"),
+    ("task_resume_workflows", "Resume all workflows that are stuck on tasks with the status 'waiting'"),
+    ("task_validate_products", "Validate products"),
+    ("task_validate_product_type", "Validate all subscriptions of Product Type"),
+    ("task_validate_subscriptions", "Validate subscriptions"),
+    ("task_validate_awaiting_callbacks", "Validate awaiting callbacks"),
+)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A row of orchestrator-core's `workflows` table."""
+
+    workflow_id: str
+    name: str
+    description: str
+    is_task: bool
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """One raw `apscheduler_jobs` row with its linker rows; decoding is left to `jobstate`."""
+
+    id: str
+    next_run_time: float | None
+    job_state: bytes
+    workflow_ids: tuple[str, ...]
+
+    @property
+    def row_hash(self) -> str:
+        return row_hash(self.job_state, self.next_run_time)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One schedule the reconciler owns: the last thing it applied for that key."""
+
+    namespace: str
+    key: str
+    schedule_id: str
+    workflow_name: str
+    spec_hash: str
+    row_hash: str | None
+    enabled: bool
+    protect: bool
+    source_path: str | None = None
+    source_line: int | None = None
+    applied_commit: str | None = None
+    applied_author: str | None = None
+    applied_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """Everything the planner reads from the database, as plain data."""
+
+    jobs: tuple[LiveJob, ...]
+    ledger: tuple[LedgerEntry, ...]
+    workflows: tuple[Workflow, ...]
+    ledger_exists: bool
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def redact(message: str, *secrets: str | None) -> str:
+    """Remove every password-bearing URL and the given secrets from a message."""
+    cleaned = re.sub(r"(\w+://[^:/@\s]*):[^@\s]*@", r"\1:***@", message)
+    for secret in secrets:
+        if secret:
+            cleaned = cleaned.replace(secret, "***")
+    return cleaned
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Foreign keys are off by default in SQLite; the linker table relies on ON DELETE CASCADE.
+    # isolation_level=None hands BEGIN to us, so an apply can take the write lock up front.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def resolve_db_url(option: str | None) -> str:
+    """--db, else $DATABASE_URI, else the embedded SQLite default."""
+    return option or os.environ.get("DATABASE_URI") or DEFAULT_DB_URL
+
+
+def connect(url: str, *, lock_timeout: float = 30.0, read_only: bool = False) -> Engine:
+    """An engine for `url`; postgresql:// URLs use psycopg 3.
+
+    `read_only` makes the database itself refuse writes (SQLite mode=ro, PostgreSQL read-only
+    transactions), so a dry run cannot write even by mistake; a SQLite file that does not exist
+    yet reads as empty instead of being created.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        args: dict[str, Any] = {"timeout": lock_timeout}
+        database = parsed.database or ""
+        if read_only and database and database != ":memory:":
+            path = Path(database).resolve()
+            target = f"file:{path}?mode=ro" if path.exists() else "file::memory:"
+            parsed = parsed.set(database=target, query={**parsed.query, "uri": "true"})
+        engine = create_engine(parsed, connect_args=args)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if read_only:
+        return create_engine(
+            parsed, pool_pre_ping=True, connect_args={"options": "-c default_transaction_read_only=on"}
+        )
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def describe_db_error(exc: Exception) -> str:
+    """One line for a database error, with credentials removed."""
+    original = getattr(exc, "orig", None) or exc
+    first = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    return redact(first)
+
+
+def is_sqlite(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def table_names(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+def is_orchestrator_database(conn: Connection) -> bool:
+    """True when orchestrator-core's migrations manage this database (its alembic_version has rows)."""
+    if "alembic_version" not in table_names(conn):
+        return False
+    return conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() > 0
+
+
+def has_schedule_tables(conn: Connection) -> bool:
+    names = table_names(conn)
+    return {"workflows", "apscheduler_jobs", "workflows_apscheduler_jobs"} <= names
+
+
+def create_compatible_tables(conn: Connection, *, seed_core_tasks: bool = True) -> None:
+    """orchestrator-compatible `workflows` / `apscheduler_jobs` / linker tables, for an empty database.
+
+    Refuses a database that orchestrator-core manages: its own migrations own those tables.
+    """
+    if is_orchestrator_database(conn):
+        raise RuntimeError("this is an orchestrator-core database; its own migrations create the schedule tables")
+    orchestrator_metadata.create_all(conn)
+    if seed_core_tasks and conn.execute(select(func.count()).select_from(workflows)).scalar_one() == 0:
+        conn.execute(
+            workflows.insert(),
+            [
+                {
+                    "workflow_id": uuid.uuid4(),
+                    "name": n,
+                    "target": "SYSTEM",
+                    "description": d,
+                    "is_task": True,
+                }
+                for n, d in CORE_TASKS
+            ],
+        )
+
+
+def read_workflows(conn: Connection) -> list[Workflow]:
+    """Every row of `workflows` (soft-deleted ones flagged)."""
+    rows = conn.execute(
+        select(
+            workflows.c.workflow_id,
+            workflows.c.name,
+            workflows.c.description,
+            workflows.c.is_task,
+            workflows.c.deleted_at,
+        )
+    )
+    return [
+        Workflow(str(r.workflow_id), r.name, r.description or "", bool(r.is_task), r.deleted_at is not None)
+        for r in rows
+    ]
+
+
+def read_jobs(conn: Connection) -> list[LiveJob]:
+    """Every `apscheduler_jobs` row, raw, with the workflow ids linked to it."""
+    links: dict[str, list[str]] = {}
+    for wid, sid in conn.execute(
+        select(workflows_apscheduler_jobs.c.workflow_id, workflows_apscheduler_jobs.c.schedule_id)
+    ):
+        links.setdefault(sid, []).append(str(wid))
+    result = conn.execute(select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time, apscheduler_jobs.c.job_state))
+    return [LiveJob(r.id, r.next_run_time, bytes(r.job_state), tuple(sorted(links.get(r.id, ())))) for r in result]
+
+
+def ledger_exists(conn: Connection) -> bool:
+    return LEDGER_TABLE in table_names(conn)
+
+
+def read_ledger(conn: Connection) -> list[LedgerEntry]:
+    """All ledger rows, every namespace (the planner needs to know what others own)."""
+    if not ledger_exists(conn):
+        return []
+    return [
+        LedgerEntry(
+            namespace=r.namespace,
+            key=r.key,
+            schedule_id=r.schedule_id,
+            workflow_name=r.workflow_name,
+            spec_hash=r.spec_hash,
+            row_hash=r.row_hash,
+            enabled=bool(r.enabled),
+            protect=bool(r.protect),
+            source_path=r.source_path,
+            source_line=r.source_line,
+            applied_commit=r.applied_commit,
+            applied_author=r.applied_author,
+            applied_at=r.applied_at,
+        )
+        for r in conn.execute(select(ledger))
+    ]
+
+
+def read_live_state(conn: Connection) -> LiveState:
+    """One consistent read of jobs, ledger and workflows (call inside a transaction)."""
+    if not has_schedule_tables(conn):
+        return LiveState((), tuple(read_ledger(conn)), (), ledger_exists(conn))
+    return LiveState(tuple(read_jobs(conn)), tuple(read_ledger(conn)), tuple(read_workflows(conn)), ledger_exists(conn))
+
+
+def insert_jobs(conn: Connection, rows: Sequence[JobRow], links: Sequence[tuple[str, str]]) -> None:
+    """INSERT job rows, then their linker rows (workflow_id, schedule_id): orchestrator-core's order."""
+    if rows:
+        conn.execute(
+            apscheduler_jobs.insert(),
+            [{"id": r.id, "next_run_time": r.next_run_time, "job_state": r.job_state} for r in rows],
+        )
+    insert_links(conn, links)
+
+
+def insert_links(conn: Connection, links: Sequence[tuple[str, str]]) -> None:
+    if links:
+        conn.execute(
+            workflows_apscheduler_jobs.insert(),
+            [{"workflow_id": uuid.UUID(w), "schedule_id": s} for w, s in links],
+        )
+
+
+def update_jobs(conn: Connection, rows: Sequence[JobRow]) -> None:
+    """Rewrite job rows in place (id kept, so linker rows stay)."""
+    for r in rows:
+        conn.execute(
+            apscheduler_jobs.update()
+            .where(apscheduler_jobs.c.id == r.id)
+            .values(next_run_time=r.next_run_time, job_state=r.job_state)
+        )
+
+
+def delete_jobs(conn: Connection, ids: Iterable[str]) -> None:
+    """DELETE job rows; linker rows go with them (explicitly too, in case FKs are not enforced)."""
+    id_list = list(ids)
+    for start in range(0, len(id_list), 500):
+        chunk = id_list[start : start + 500]
+        conn.execute(workflows_apscheduler_jobs.delete().where(workflows_apscheduler_jobs.c.schedule_id.in_(chunk)))
+        conn.execute(apscheduler_jobs.delete().where(apscheduler_jobs.c.id.in_(chunk)))
+
+
+def delete_links(conn: Connection, links: Sequence[tuple[str, str]]) -> None:
+    for w, s in links:
+        conn.execute(
+            workflows_apscheduler_jobs.delete().where(
+                (workflows_apscheduler_jobs.c.workflow_id == uuid.UUID(w))
+                & (workflows_apscheduler_jobs.c.schedule_id == s)
+            )
+        )
+
+
+def write_ledger(conn: Connection, entries: Sequence[LedgerEntry], remove: Iterable[tuple[str, str]]) -> None:
+    """Replace the ledger rows of `entries` and remove (namespace, key) pairs."""
+    by_namespace: dict[str, list[str]] = {}
+    for ns, key in [*remove, *((e.namespace, e.key) for e in entries)]:
+        by_namespace.setdefault(ns, []).append(key)
+    for ns, keys in by_namespace.items():
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            conn.execute(ledger.delete().where((ledger.c.namespace == ns) & ledger.c.key.in_(chunk)))
+    if entries:
+        now = datetime.now(UTC)
+        conn.execute(
+            ledger.insert(),
+            [
+                {
+                    "namespace": e.namespace,
+                    "key": e.key,
+                    "schedule_id": e.schedule_id,
+                    "workflow_name": e.workflow_name,
+                    "spec_hash": e.spec_hash,
+                    "row_hash": e.row_hash,
+                    "enabled": e.enabled,
+                    "protect": e.protect,
+                    "source_path": e.source_path,
+                    "source_line": e.source_line,
+                    "applied_commit": e.applied_commit,
+                    "applied_author": e.applied_author,
+                    "applied_at": e.applied_at or now,
+                }
+                for e in entries
+            ],
+        )
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds SQLite's write lock from its first statement (BEGIN IMMEDIATE)."""
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
