@@ -1,0 +1,321 @@
+"""`schedules validate`: a directory of schedule files → the desired set, or every problem in it.
+
+Each schedule is checked on its own, so one broken entry never hides the problems of the others, and
+every problem carries the file position it came from. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler import triggers
+from reconciler.loader import LoadedFile, PathKey, load_file, schedule_files
+from reconciler.problems import Problem, Severity, error, warning
+from reconciler.spec import (
+    TRIGGER_NAMES,
+    DesiredSchedule,
+    FileDefaults,
+    ScheduleSpec,
+    SourceLocation,
+    resolve,
+)
+
+_TOP_LEVEL_KEYS = ("defaults", "schedules")
+
+
+@dataclass
+class DesiredSet:
+    """What a schedules directory asks for, and what is wrong with it."""
+
+    schedules: list[DesiredSchedule] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.is_error for p in self.problems)
+
+
+def display_path(path: Path) -> str:
+    """The path as a user (and a GitHub annotation) expects it: relative to the working directory."""
+    rel = os.path.relpath(path)
+    return path.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def _pydantic_problems(
+    exc: ValidationError, loaded: LoadedFile, base: PathKey, model: type[BaseModel]
+) -> list[Problem]:
+    found: list[Problem] = []
+    for err in exc.errors(include_url=False):
+        loc: PathKey = (*base, *err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            line, col = loaded.positions.locate(loc, prefer_key=True)
+            allowed = ", ".join(model.model_fields) if len(err["loc"]) == 1 else ""
+            hint = f" (allowed: {allowed})" if allowed else ""
+            message = f"unknown key '{err['loc'][-1]}'{hint}"
+        elif kind == "missing":
+            line, col = loaded.positions.locate(loc[:-1])
+            message = f"missing required key '{err['loc'][-1]}'"
+        else:
+            line, col = loaded.positions.locate(loc)
+            field_name = ".".join(str(x) for x in err["loc"])
+            message = f"{field_name}: {err['msg']}"
+            if kind == "literal_error" and err["loc"] == ("trigger",):
+                message = f"trigger: unknown trigger {err['input']!r} (expected one of {', '.join(TRIGGER_NAMES)})"
+        found.append(error(loaded.path, line, col, message))
+    return found
+
+
+def _check_timezone(name: str, loaded: LoadedFile, loc: PathKey) -> Problem | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        line, col = loaded.positions.locate(loc)
+        return error(loaded.path, line, col, f"unknown time zone {name!r} (use an IANA name like Europe/Amsterdam)")
+    return None
+
+
+def _check_file(loaded: LoadedFile, now: datetime, out: DesiredSet) -> list[tuple[DesiredSchedule, PathKey]]:
+    """Validate one parsed file; returns its resolved schedules with their path in the file."""
+    doc = loaded.value
+    if not isinstance(doc, dict):
+        out.problems.append(error(loaded.path, 1, 1, "top level must be a mapping with a 'schedules:' list"))
+        return []
+    for key in doc:
+        if key not in _TOP_LEVEL_KEYS:
+            line, col = loaded.positions.locate((key,), prefer_key=True)
+            out.problems.append(error(loaded.path, line, col, f"unknown key '{key}' (allowed: defaults, schedules)"))
+    defaults: FileDefaults | None = None
+    defaults_ok = True
+    if doc.get("defaults") is not None:
+        try:
+            defaults = FileDefaults.model_validate(doc["defaults"])
+        except ValidationError as exc:
+            defaults_ok = False
+            out.problems.extend(_pydantic_problems(exc, loaded, ("defaults",), FileDefaults))
+        if defaults and defaults.timezone:
+            bad = _check_timezone(defaults.timezone, loaded, ("defaults", "timezone"))
+            if bad:
+                defaults_ok = False
+                out.problems.append(bad)
+    items = doc.get("schedules")
+    if items is None:
+        if "schedules" not in doc:
+            out.problems.append(error(loaded.path, 1, 1, "missing required key 'schedules'"))
+        return []
+    if not isinstance(items, list):
+        line, col = loaded.positions.locate(("schedules",))
+        out.problems.append(error(loaded.path, line, col, "schedules: must be a list"))
+        return []
+    resolved: list[tuple[DesiredSchedule, PathKey]] = []
+    for i, item in enumerate(items):
+        base: PathKey = ("schedules", i)
+        try:
+            spec = ScheduleSpec.model_validate(item)
+        except ValidationError as exc:
+            out.problems.extend(_pydantic_problems(exc, loaded, base, ScheduleSpec))
+            continue
+        if not defaults_ok:
+            continue
+        line, col = loaded.positions.locate(base)
+        desired = resolve(spec, defaults, SourceLocation(loaded.path, line, col))
+        tz_loc: PathKey = (*base, "timezone") if spec.timezone else ("defaults", "timezone")
+        if spec.timezone:
+            bad = _check_timezone(spec.timezone, loaded, tz_loc)
+            if bad:
+                out.problems.append(bad)
+                continue
+        problems = triggers.trigger_problems(desired.trigger, desired.trigger_kwargs, desired.timezone, now=now)
+        for severity, where, message in problems:
+            loc: PathKey = (*base, "trigger_kwargs", *where) if where else (*base, "trigger")
+            line, col = loaded.positions.locate(loc)
+            make = error if severity is Severity.ERROR else warning
+            out.problems.append(make(loaded.path, line, col, f"{desired.key}: {message}"))
+        if any(s is Severity.ERROR for s, _, _ in problems):
+            continue
+        resolved.append((desired, base))
+    return resolved
+
+
+def load_desired(directory: Path, *, now: datetime) -> DesiredSet:
+    """Read and check every schedule file below `directory` (no database needed)."""
+    out = DesiredSet()
+    if not directory.is_dir():
+        out.problems.append(error(display_path(directory), 0, 0, "schedules directory does not exist"))
+        return out
+    first_place: dict[str, SourceLocation] = {}
+    for path in schedule_files(directory):
+        loaded = load_file(path, display_path(path))
+        out.files.append(loaded.path)
+        out.problems.extend(loaded.problems)
+        if loaded.value is None:
+            continue
+        for desired, base in _check_file(loaded, now, out):
+            line, col = loaded.positions.locate((*base, "key"))
+            earlier = first_place.get(desired.key)
+            if earlier is not None:
+                out.problems.append(
+                    error(
+                        loaded.path,
+                        line,
+                        col,
+                        f"key '{desired.key}' is used twice: here and at {earlier.path}:{earlier.line}",
+                    )
+                )
+                continue
+            first_place[desired.key] = SourceLocation(loaded.path, line, col)
+            out.schedules.append(desired)
+    _check_renames(out, first_place)
+    out.problems.sort(key=lambda p: (p.path, p.line, p.column))
+    return out
+
+
+def _check_renames(out: DesiredSet, places: dict[str, SourceLocation]) -> None:
+    sources: dict[str, str] = {}
+    for s in out.schedules:
+        if s.moved_from is None:
+            continue
+        where = places[s.key]
+        if s.moved_from in places:
+            out.problems.append(
+                error(
+                    where.path,
+                    where.line,
+                    where.column,
+                    f"{s.key}: moved_from '{s.moved_from}' is still declared at {places[s.moved_from]}",
+                )
+            )
+        elif s.moved_from in sources:
+            out.problems.append(
+                error(
+                    where.path,
+                    where.line,
+                    where.column,
+                    f"{s.key}: '{s.moved_from}' is already moved to '{sources[s.moved_from]}'",
+                )
+            )
+        sources[s.moved_from] = s.key
+
+
+def format_problems(problems: Sequence[Problem], fmt: str) -> str:
+    """Problems as text lines, a JSON list, or GitHub workflow annotations."""
+    if fmt == "json":
+        import json
+
+        return json.dumps(
+            [
+                {
+                    "path": p.path,
+                    "line": p.line,
+                    "column": p.column,
+                    "severity": p.severity.value,
+                    "message": p.message,
+                }
+                for p in problems
+            ],
+            indent=2,
+        )
+    if fmt == "github":
+        return "\n".join(
+            f"::{p.severity.value} file={p.path},line={max(p.line, 1)},col={max(p.column, 1)}::{_escape(p.message)}"
+            for p in problems
+        )
+    return "\n".join(str(p) for p in problems)
+
+
+def _escape(message: str) -> str:
+    # GitHub's workflow-command escaping for the message part.
+    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def summary_line(desired: DesiredSet) -> str:
+    """One line: how many schedules and files, how many errors and warnings."""
+    errors = sum(1 for p in desired.problems if p.is_error)
+    warnings = len(desired.problems) - errors
+    return (
+        f"{len(desired.schedules)} schedule(s) in {len(desired.files)} file(s): "
+        f"{errors} error(s), {warnings} warning(s)"
+    )
+
+
+def as_plain(schedule: DesiredSchedule) -> dict[str, Any]:
+    """A DesiredSchedule as a JSON-able dict (for plans and tests)."""
+    return {
+        "key": schedule.key,
+        "workflow_name": schedule.workflow_name,
+        "name": schedule.name,
+        "trigger": schedule.trigger,
+        "trigger_kwargs": schedule.trigger_kwargs,
+        "timezone": schedule.timezone,
+        "user_inputs": schedule.user_inputs,
+        "enabled": schedule.enabled,
+        "misfire_grace_time": schedule.misfire_grace_time,
+        "coalesce": schedule.coalesce,
+        "max_instances": schedule.max_instances,
+        "protect": schedule.protect,
+        "moved_from": schedule.moved_from,
+        "schedule_id": schedule.schedule_id,
+    }
+
+
+def workflow_problems(schedules: Sequence[DesiredSchedule], workflows: Sequence[Any]) -> list[Problem]:
+    """Each schedule's workflow must be a `workflows` row that is not soft-deleted (with --db)."""
+    import difflib
+
+    live = {w.name: w for w in workflows if not w.deleted}
+    deleted = {w.name for w in workflows if w.deleted}
+    found: list[Problem] = []
+    for s in schedules:
+        src = s.source or SourceLocation("?", 0, 0)
+        wf = live.get(s.workflow_name)
+        if wf is None:
+            if s.workflow_name in deleted:
+                reason = "is soft-deleted"
+            else:
+                close = difflib.get_close_matches(s.workflow_name, list(live), n=3)
+                reason = "does not exist" + (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else "")
+            found.append(error(src.path, src.line, src.column, f"{s.key}: workflow '{s.workflow_name}' {reason}"))
+        elif not wf.is_task:
+            found.append(
+                warning(src.path, src.line, src.column, f"{s.key}: workflow '{s.workflow_name}' is not a task")
+            )
+    return found
+
+
+def run_validate(directory: Path, *, db_url: str | None, fmt: str) -> tuple[int, list[str], list[str]]:
+    """The `validate` command: (exit code, stdout lines, stderr lines)."""
+
+    desired = load_desired(directory, now=datetime.now(UTC))
+    if db_url and desired.ok:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from reconciler import store
+
+        engine = store.connect(db_url, read_only=True)
+        try:
+            with engine.connect() as conn, conn.begin():
+                wfs = store.read_workflows(conn) if store.has_schedule_tables(conn) else []
+        except SQLAlchemyError as exc:
+            return 1, [], [f"error: database: {store.describe_db_error(exc)}"]
+        finally:
+            engine.dispose()
+        desired.problems.extend(workflow_problems(desired.schedules, wfs))
+    code = 0 if desired.ok else 1
+    out: list[str] = []
+    if fmt == "json":
+        out.append(format_problems(desired.problems, "json"))
+        return code, out, []
+    if desired.problems:
+        out.append(format_problems(desired.problems, fmt))
+    if fmt == "text":
+        out.append(summary_line(desired))
+    return code, out, []

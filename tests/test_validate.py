@@ -1,0 +1,231 @@
+"""`schedules validate`: every error class, reported at its exact line:column, all in one run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.validate import load_desired
+
+NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+schedules:
+  - key: ok
+    workflow_name: task_clean_up_tasks
+    trigger: interval
+    trigger_kwargs: {hours: 1}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text)
+    return p
+
+
+def problems_of(tmp_path: Path) -> list[str]:
+    result = load_desired(tmp_path, now=NOW)
+    return [f"{Path(p.path).name}:{p.line}:{p.column}: {p.severity.value}: {p.message}" for p in result.problems]
+
+
+def only_error(tmp_path: Path) -> str:
+    errors = [p for p in problems_of(tmp_path) if ": error: " in p]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_bundled_schedules_are_valid() -> None:
+    result = load_desired(REPO / "schedules.d", now=NOW)
+    assert result.ok, result.problems
+    assert sorted(s.key for s in result.schedules) == [
+        "task-clean-up-tasks",
+        "task-resume-workflows",
+        "task-validate-awaiting-callbacks",
+        "task-validate-products",
+        "task-validate-subscriptions",
+    ]
+    assert all(s.timezone == "UTC" for s in result.schedules)
+
+
+def test_duplicate_mapping_key_is_rejected_at_its_line(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        GOOD.replace("    trigger: interval\n", "    trigger: interval\n    trigger: cron\n"),
+    )
+    assert only_error(tmp_path) == "a.yaml:5:5: error: duplicate key 'trigger' (first defined at line 4)"
+
+
+def test_yaml_syntax_error_position(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "schedules:\n  - key: x\n    name: [unclosed\n")
+    line = only_error(tmp_path)
+    assert line.startswith("a.yaml:4:1: error: YAML syntax error"), line
+
+
+def test_unknown_key_points_at_the_key(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD + "    colour: blue\n")
+    assert only_error(tmp_path).startswith("a.yaml:6:5: error: unknown key 'colour' (allowed: key, workflow_name")
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "version: 2\n" + GOOD)
+    assert only_error(tmp_path) == "a.yaml:1:1: error: unknown key 'version' (allowed: defaults, schedules)"
+
+
+def test_wrong_type_points_at_the_value(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD + "    enabled: 'yes'\n")
+    assert only_error(tmp_path) == "a.yaml:6:14: error: enabled: Input should be a valid boolean"
+
+
+def test_missing_required_key_points_at_the_schedule(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD.replace("    trigger: interval\n", ""))
+    assert only_error(tmp_path) == "a.yaml:2:5: error: missing required key 'trigger'"
+
+
+def test_key_used_twice_across_files_names_both_places(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "sub/b.yaml", "# another team\n" + GOOD)
+    line = only_error(tmp_path)
+    assert line.startswith("b.yaml:3:10: error: key 'ok' is used twice: here and at "), line
+    assert line.endswith("a.yaml:2"), line
+
+
+def test_invalid_trigger_argument_points_at_the_argument(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD.replace("interval", "cron").replace("{hours: 1}", "\n      hour: 25\n"))
+    line = only_error(tmp_path)
+    assert line.startswith("a.yaml:6:13: error: ok: "), line
+    assert "hour" in line
+
+
+def test_unknown_trigger_type(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD.replace("trigger: interval", "trigger: weekly"))
+    line = only_error(tmp_path)
+    assert line.startswith("a.yaml:4:14: error: trigger: unknown trigger 'weekly'"), line
+
+
+def test_unknown_time_zone(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD + "    timezone: Europe/Amsterdm\n")
+    assert only_error(tmp_path) == (
+        "a.yaml:6:15: error: unknown time zone 'Europe/Amsterdm' (use an IANA name like Europe/Amsterdam)"
+    )
+
+
+def test_unknown_time_zone_in_file_defaults(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "defaults:\n  timezone: Mars/Olympus\n" + GOOD)
+    assert only_error(tmp_path).startswith("a.yaml:2:13: error: unknown time zone 'Mars/Olympus'")
+
+
+def test_date_in_the_past(tmp_path: Path) -> None:
+    text = GOOD.replace("interval", "date").replace("{hours: 1}", "{run_date: '2020-01-01T00:00:00'}")
+    write(tmp_path, "a.yaml", text)
+    line = only_error(tmp_path)
+    assert line.startswith("a.yaml:5:"), line
+    assert "past" in line
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", "# nothing here\n")
+    assert only_error(tmp_path) == "a.yaml:1:1: error: file is empty"
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD.encode() + b"    name: caf\xe9\n")
+    assert only_error(tmp_path) == "a.yaml:6:14: error: file is not valid UTF-8"
+
+
+def test_file_over_one_mebibyte(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD + "#" * (1024 * 1024) + "\n")
+    assert only_error(tmp_path) == "a.yaml:1:1: error: file is larger than 1024 KiB"
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    lines.append("schedules: [*a8]")
+    write(tmp_path, "a.yaml", "\n".join(lines) + "\n")
+    line = only_error(tmp_path)
+    assert "alias bomb" in line, line
+
+
+def test_every_problem_in_one_run(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD + "    colour: blue\n")
+    write(tmp_path, "b.yaml", "schedules:\n  - key: Bad Key\n    workflow_name: x\n    trigger: cron\n")
+    write(tmp_path, "c.yaml", "")
+    found = problems_of(tmp_path)
+    assert [x.split(": error")[0] for x in found] == ["a.yaml:6:5", "b.yaml:2:10", "c.yaml:1:1"]
+
+
+def test_files_starting_with_underscore_or_dot_are_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "_draft.yaml", "not: [valid")
+    write(tmp_path, ".hidden/x.yml", "not: [valid")
+    write(tmp_path, "a.yml", GOOD)
+    result = load_desired(tmp_path, now=NOW)
+    assert result.ok and [s.key for s in result.schedules] == ["ok"]
+
+
+def test_defaults_fill_what_schedules_leave_out(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        "defaults:\n  timezone: Europe/Amsterdam\n  misfire_grace_time: 60\n"
+        + GOOD
+        + "  - key: own\n    workflow_name: w\n    trigger: cron\n    trigger_kwargs: {hour: 3}\n    timezone: UTC\n",
+    )
+    result = load_desired(tmp_path, now=NOW)
+    assert result.ok, result.problems
+    by_key = {s.key: s for s in result.schedules}
+    assert (by_key["ok"].timezone, by_key["ok"].misfire_grace_time) == ("Europe/Amsterdam", 60)
+    assert (by_key["own"].timezone, by_key["own"].misfire_grace_time) == ("UTC", 60)
+    assert by_key["own"].user_inputs == [{}] and by_key["own"].coalesce is True
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
+    ok = run_cli("validate", str(REPO / "schedules.d"), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "5 schedule(s) in 1 file(s): 0 error(s)" in ok.stdout
+    write(tmp_path, "d/a.yaml", GOOD + "    colour: blue\n")
+    bad = run_cli("validate", "d", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[0].startswith("d/a.yaml:6:5: error: unknown key 'colour'")
+    gh = run_cli("validate", "d", "--format", "github", cwd=tmp_path)
+    assert gh.returncode == 1
+    assert gh.stdout.startswith("::error file=d/a.yaml,line=6,col=5::unknown key 'colour'")
+    js = run_cli("validate", "d", "--format", "json", cwd=tmp_path)
+    assert json.loads(js.stdout)[0] == {
+        "path": "d/a.yaml",
+        "line": 6,
+        "column": 5,
+        "severity": "error",
+        "message": json.loads(js.stdout)[0]["message"],
+    }
+    assert json.loads(js.stdout)[0]["message"].startswith("unknown key 'colour'")
+
+
+def test_missing_directory_is_one_clear_line(tmp_path: Path) -> None:
+    res = run_cli("validate", "nope", cwd=tmp_path)
+    assert res.returncode == 1
+    assert res.stdout.strip().splitlines()[0] == "nope:0:0: error: schedules directory does not exist"
+    assert "Traceback" not in res.stderr
+
+
+def test_key_pattern_allows_dots_dashes_underscores(tmp_path: Path) -> None:
+    for i in range(3):
+        write(tmp_path, f"f{i}.yaml", GOOD.replace("key: ok", f"key: k-{i}.x_y"))
+    assert load_desired(tmp_path, now=NOW).ok
