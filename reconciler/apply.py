@@ -1,0 +1,353 @@
+"""Apply: re-plan under a lock and write the whole plan in ONE transaction, then wake the scheduler.
+
+The plan is always recomputed inside the locked transaction from what the database holds at that
+moment; a saved plan only contributes its desired set and its fingerprint (refused when stale).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
+from apscheduler.triggers.combining import AndTrigger, OrTrigger
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from reconciler import migrate, store, triggers
+from reconciler.jobstate import JobRow, build_job_row, load_job_state
+from reconciler.plan import Action, Change, Plan, PlanSettings, compute_plan, resolved_name, spec_hash
+from reconciler.spec import DesiredSchedule
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"reconciler apply").digest()[:8], "big", signed=True)
+NOTIFY_CHANNEL = "reconciler_schedules_changed"
+SCHEDULER_QUEUE = "scheduler:queue:"  # orchestrator-core's Redis queue, consumed by `scheduler run`
+
+
+class ApplyError(Exception):
+    """The apply did not happen; `exit_code` says why (1 refused/error, 3 lock or stale plan)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the applied schedules came from (git), recorded in the ledger."""
+
+    commit: str | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    guard_seconds: float = 10.0
+    lock_timeout: float = 30.0
+    redis_url: str | None = None
+    expected_fingerprint: str | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+    max_guard_waits: int = 6
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    woken: str
+    verified: bool
+    remaining: int
+    waited_seconds: float
+
+
+def _take_lock(conn: Connection, timeout: float) -> None:
+    if store.is_sqlite(conn):
+        return  # BEGIN IMMEDIATE already holds the write lock
+    deadline = time.monotonic() + timeout
+    while True:
+        if conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}).scalar_one():
+            return
+        if time.monotonic() >= deadline:
+            raise ApplyError(f"another apply holds the lock; gave up after --lock-timeout {timeout:g}s", 3)
+        time.sleep(0.1)
+
+
+def first_fire_time(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The next_run_time of a new job, as APScheduler's add_job computes it (bounded for combinations)."""
+    if isinstance(trigger, AndTrigger | OrTrigger | CalendarIntervalTrigger):
+        times = triggers.next_fire_times(trigger, 1, now)
+        return times[0] if times else None
+    moment: datetime | None = trigger.get_next_fire_time(None, now)
+    return moment
+
+
+def _guarded(plan: Plan, live: store.LiveState, now: datetime, guard: float) -> float:
+    """Seconds to wait until no row the plan rewrites or deletes is about to be processed."""
+    jobs = {j.id: j for j in live.jobs}
+    wait = 0.0
+    stamp = now.timestamp()
+    for change in plan.pending:
+        job = jobs.get(change.schedule_id)
+        if job is None or job.next_run_time is None or not (change.write_row or change.remove_row):
+            continue
+        if stamp - guard <= job.next_run_time <= stamp + guard:
+            wait = max(wait, job.next_run_time - stamp + 1.5)
+    return wait
+
+
+@dataclass
+class _Writes:
+    inserts: list[JobRow] = field(default_factory=list)
+    updates: list[JobRow] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    add_links: list[tuple[str, str]] = field(default_factory=list)
+    drop_links: list[tuple[str, str]] = field(default_factory=list)
+    ledger: list[store.LedgerEntry] = field(default_factory=list)
+    ledger_remove: list[tuple[str, str]] = field(default_factory=list)
+    woken_candidates: list[tuple[str, str]] = field(default_factory=list)  # (schedule_id, name)
+
+
+def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: ApplySettings, now: datetime) -> _Writes:
+    jobs = {j.id: j for j in live.jobs}
+    ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
+    workflows = {w.name: w for w in live.workflows if not w.deleted}
+    out = _Writes()
+    for change in plan.changes:
+        job = jobs.get(change.schedule_id)
+        if change.action is Action.DELETE:
+            if change.remove_row:
+                out.deletes.append(change.schedule_id)
+            out.ledger_remove.append((settings.namespace, change.key))
+            continue
+        desired = change.desired
+        if desired is None:
+            continue  # protected leftovers: nothing to write
+        name = resolved_name(desired, workflows.get(desired.workflow_name))
+        digest = spec_hash(desired, name, settings)
+        row_hash = job.row_hash if job is not None else None
+        if change.remove_row:
+            out.deletes.append(change.schedule_id)
+            row_hash = None
+        elif change.write_row:
+            row = _build_row(change, desired, name, job, settings, now)
+            (out.updates if job is not None else out.inserts).append(row)
+            row_hash = row.row_hash
+            out.woken_candidates.append((row.id, name))
+        if desired.enabled and change.link_workflow_id and not change.remove_row:
+            existing = job.workflow_ids if job is not None and not change.remove_row else ()
+            if change.link_workflow_id not in existing:
+                out.add_links.append((change.link_workflow_id, change.schedule_id))
+            out.drop_links.extend((w, change.schedule_id) for w in existing if w != change.link_workflow_id)
+        entry = ledger.get(change.key)
+        new_entry = store.LedgerEntry(
+            namespace=settings.namespace,
+            key=desired.key,
+            schedule_id=change.schedule_id,
+            workflow_name=desired.workflow_name,
+            spec_hash=digest,
+            row_hash=row_hash if desired.enabled else None,
+            enabled=desired.enabled,
+            protect=desired.protect,
+            source_path=desired.source.path if desired.source else None,
+            source_line=desired.source.line if desired.source else None,
+            applied_commit=apply.provenance.commit,
+            applied_author=apply.provenance.author,
+        )
+        if change.action is Action.NOOP and entry is not None and _same_entry(entry, new_entry):
+            continue
+        if change.action is Action.NOOP and entry is not None:
+            # Row untouched; only the ledger learns the new spelling or source position.
+            new_entry = (
+                replace(
+                    new_entry,
+                    applied_commit=entry.applied_commit,
+                    applied_author=entry.applied_author,
+                    applied_at=entry.applied_at,
+                )
+                if _same_spec(entry, new_entry)
+                else new_entry
+            )
+        out.ledger.append(new_entry)
+        if change.previous_key:
+            out.ledger_remove.append((settings.namespace, change.previous_key))
+    return out
+
+
+def _same_spec(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
+    return (a.spec_hash, a.row_hash, a.enabled, a.protect) == (b.spec_hash, b.row_hash, b.enabled, b.protect)
+
+
+def _same_entry(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
+    return _same_spec(a, b) and (a.source_path, a.source_line, a.schedule_id) == (
+        b.source_path,
+        b.source_line,
+        b.schedule_id,
+    )
+
+
+def _build_row(
+    change: Change,
+    desired: DesiredSchedule,
+    name: str,
+    job: store.LiveJob | None,
+    settings: PlanSettings,
+    now: datetime,
+) -> JobRow:
+    state: dict[str, Any] | None = None
+    if job is not None and not change.reschedule:
+        state = load_job_state(job.job_state)
+    if state is not None:
+        # Same trigger meaning: keep the live trigger object and next_run_time (the phase).
+        trigger = state["trigger"]
+        next_run = state["next_run_time"]
+    else:
+        trigger = triggers.build_trigger(desired.trigger, desired.trigger_kwargs, desired.timezone, now=now)
+        next_run = first_fire_time(trigger, now)
+    return build_job_row(
+        job_id=change.schedule_id,
+        trigger=trigger,
+        workflow_name=desired.workflow_name,
+        user_inputs=desired.user_inputs,
+        name=name,
+        next_run_time=next_run,
+        misfire_grace_time=desired.misfire_grace_time,
+        coalesce=desired.coalesce,
+        max_instances=desired.max_instances,
+        func=settings.func,
+    )
+
+
+def _write(conn: Connection, writes: _Writes) -> None:
+    # Deletes first (a rename keeps its id, so nothing collides), then rows before their linker rows.
+    store.delete_jobs(conn, writes.deletes)
+    store.delete_links(conn, writes.drop_links)
+    store.update_jobs(conn, writes.updates)
+    store.insert_jobs(conn, writes.inserts, writes.add_links)
+    if store.ledger_exists(conn):
+        store.write_ledger(conn, writes.ledger, writes.ledger_remove)
+    if not store.is_sqlite(conn):
+        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
+
+
+def wake_scheduler(redis_url: str | None, candidates: Sequence[tuple[str, str]]) -> str:
+    """Push a harmless same-name update onto orchestrator-core's queue so its scheduler re-reads the table."""
+    if not candidates:
+        return "scheduler not woken: no job row was written"
+    if not redis_url:
+        return "scheduler not woken (no --redis / CACHE_URI): it sees the changes at its next wake-up"
+    import redis
+
+    schedule_id, name = candidates[0]
+    payload = {
+        "schedule_id": schedule_id,
+        "name": name,
+        "trigger": None,
+        "trigger_kwargs": None,
+        "scheduled_type": "update",
+    }
+    try:
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        client.lpush(SCHEDULER_QUEUE, json.dumps(payload).encode())
+    except Exception as exc:
+        return store.redact(f"scheduler NOT woken: Redis error: {exc}", redis_url)
+    return f"scheduler woken through Redis (same-name update of {schedule_id})"
+
+
+def prepare(engine: Engine, lock_timeout: float = 30.0) -> None:
+    """Create what an apply needs: the embedded tables on an empty SQLite file, and the ledger.
+
+    Under the apply lock: two first applies would otherwise race on CREATE TABLE.
+    """
+    with store.write_transaction(engine) as conn:
+        _take_lock(conn, lock_timeout)
+        if store.is_sqlite(conn) and not store.has_schedule_tables(conn) and not store.is_orchestrator_database(conn):
+            store.create_compatible_tables(conn)
+        if not store.has_schedule_tables(conn):
+            raise ApplyError(
+                "this database has no orchestrator-core schedule tables "
+                "(run orchestrator-core's migrations: python main.py db upgrade heads)"
+            )
+        migrate.upgrade(conn)
+
+
+def apply(
+    engine: Engine,
+    desired: Sequence[DesiredSchedule],
+    settings: PlanSettings,
+    apply_settings: ApplySettings,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> ApplyResult:
+    """Plan and write under the lock, in one transaction; then wake the scheduler and verify."""
+    try:
+        prepare(engine, apply_settings.lock_timeout)
+        plan, writes, waited = _apply_locked(engine, desired, settings, apply_settings, clock, sleep)
+    except OperationalError as exc:
+        if "locked" in str(exc).lower():  # SQLite: BEGIN IMMEDIATE waited --lock-timeout in vain
+            raise ApplyError(
+                f"another apply holds the lock; gave up after --lock-timeout {apply_settings.lock_timeout:g}s", 3
+            ) from exc
+        raise
+    woken = wake_scheduler(apply_settings.redis_url, writes.woken_candidates)
+    with engine.connect() as conn, conn.begin():
+        check = compute_plan(desired, store.read_live_state(conn), settings, clock())
+    remaining = len(check.pending)
+    return ApplyResult(plan, woken, remaining == 0, remaining, waited)
+
+
+def _apply_locked(
+    engine: Engine,
+    desired: Sequence[DesiredSchedule],
+    settings: PlanSettings,
+    apply_settings: ApplySettings,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+) -> tuple[Plan, _Writes, float]:
+    waited = 0.0
+    for _attempt in range(apply_settings.max_guard_waits + 1):
+        now = clock()
+        with store.write_transaction(engine) as conn:
+            _take_lock(conn, apply_settings.lock_timeout)
+            live = store.read_live_state(conn)
+            plan = compute_plan(desired, live, settings, now)
+            if apply_settings.expected_fingerprint and plan.fingerprint != apply_settings.expected_fingerprint:
+                raise ApplyError("stale plan: the database changed since the plan was made; plan again", 3)
+            if plan.errors:
+                raise ApplyError("plan refused: " + "; ".join(plan.errors))
+            wait = _guarded(plan, live, now, apply_settings.guard_seconds)
+            if wait <= 0:
+                writes = _collect(plan, live, settings, apply_settings, now)
+                _write(conn, writes)
+                return plan, writes, waited
+        # A job is due within the guard window: leave its row to the scheduler, then re-read and re-plan.
+        log.info("waiting %.1fs for a job due within the guard window", wait)
+        sleep(wait)
+        waited += wait
+    raise ApplyError("jobs kept falling due inside the guard window; nothing was applied")
+
+
+def dry_run(engine: Engine, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime) -> Plan:
+    """The plan without writing anything (no migration, no ledger, no lock): safe for a read-only role."""
+    with engine.connect() as conn, conn.begin():
+        live = store.read_live_state(conn)
+        if store.is_sqlite(conn) and not store.has_schedule_tables(conn):
+            live = replace(live, workflows=_embedded_workflows())
+    return compute_plan(desired, live, settings, now)
+
+
+def _embedded_workflows() -> tuple[store.Workflow, ...]:
+    # What `prepare` would seed into an empty embedded database, so its dry run plans honestly.
+    return tuple(
+        store.Workflow(f"00000000-0000-0000-0000-{i:012d}", n, d, True, False)
+        for i, (n, d) in enumerate(store.CORE_TASKS)
+    )
