@@ -149,6 +149,29 @@ def reconcile(
     _finish(outcome.exit_code, outcome.out, outcome.err)
 
 
+@app.command("load-initial-schedule")
+def load_initial_schedule(
+    sources: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="Python files or packages with legacy decorators (read with ast, never run)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the YAML files.")] = Path("schedules.d"),
+    no_core: Annotated[bool, typer.Option("--no-core", help="Leave out orchestrator-core's initial schedules.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the files would change.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything could not be migrated.")] = False,
+) -> None:
+    """Write YAML for core's initial schedules and for legacy @scheduler decorators found in --from."""
+    from reconciler.load_initial import Level, run
+
+    result = run(sources or (), out, include_core=not no_core, force=force, check=check, strict=strict)
+    _finish(
+        result.exit_code,
+        [str(x) for x in result.lines if x.level is Level.INFO],
+        [str(x) for x in result.lines if x.level is not Level.INFO],
+    )
+
+
 def main() -> None:
     """Console-script entry point: a clear one-line error instead of a traceback."""
     try:
