@@ -71,6 +71,8 @@ def _checked_combining(base: type[AndTrigger] | type[OrTrigger]) -> type:
     # AndTrigger/OrTrigger.__setstate__ imports every "module:Class" named in its state; check them
     # first, then hand the object back as the real class so it re-pickles byte for byte.
     class Checked(base):  # type: ignore[valid-type, misc]
+        __slots__ = ()  # same layout as the base, so __class__ can be switched back
+
         def __setstate__(self, state: dict[str, Any]) -> None:
             for entry in state.get("triggers", []):
                 ref = entry[0] if isinstance(entry, tuple | list) and entry else None
