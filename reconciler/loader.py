@@ -9,7 +9,7 @@ path (``("schedules", 3, "trigger")``) maps to its 1-based line and column.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +24,50 @@ MAX_DEPTH = 64
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 PathKey = tuple[str | int, ...]
 
 
-@dataclass
 class Positions:
-    """1-based (line, column) of each value and of each mapping key, by path."""
+    """Finds the 1-based (line, column) of a value or mapping key by its path, from the node tree.
 
-    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    Positions are looked up only when a problem is reported, so a clean file pays nothing for them.
+    """
+
+    def __init__(self, root: yaml.Node | None = None) -> None:
+        self.root = root
 
     def locate(self, path: Iterable[str | int], *, prefer_key: bool = False) -> tuple[int, int]:
         """Position of `path`, or of its nearest ancestor that was written in the file."""
-        p = tuple(path)
-        while True:
-            if prefer_key and p in self.keys:
-                return self.keys[p]
-            if p in self.values:
-                return self.values[p]
-            if p in self.keys:
-                return self.keys[p]
-            if not p:
-                return (1, 1)
-            p = p[:-1]
+        node = self.root
+        if node is None:
+            return (1, 1)
+        best = _pos(node.start_mark)
+        key_node: yaml.Node | None = None
+        for step in path:
+            if isinstance(node, yaml.MappingNode):
+                found = _find_key(node, step)
+                if found is None:
+                    return best
+                key_node, node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+                key_node, node = None, node.value[step]
+            else:
+                return best
+            best = _pos(node.start_mark)
+        if prefer_key and key_node is not None:
+            return _pos(key_node.start_mark)
+        return best
+
+
+def _find_key(node: yaml.MappingNode, step: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    # The first occurrence: the walker keeps the first of two duplicate keys too.
+    wanted = str(step)
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG and key_node.value == wanted:
+            return key_node, value_node
+    return None
 
 
 @dataclass
@@ -73,12 +93,11 @@ def _pos(mark: yaml.Mark) -> tuple[int, int]:
 class _Walker:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.positions = Positions()
         self.problems: list[Problem] = []
         self.seen: set[int] = set()
         self.alias_nodes = 0
 
-    def walk(self, node: yaml.Node, where: PathKey, depth: int = 0, via_alias: bool = False) -> Any:
+    def walk(self, node: yaml.Node, depth: int = 0, via_alias: bool = False) -> Any:
         if depth > MAX_DEPTH:
             raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark)
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
@@ -92,31 +111,31 @@ class _Walker:
                 raise _TooBig(
                     f"aliases expand to more than {MAX_ALIAS_NODES} nodes (YAML alias bomb?)", node.start_mark
                 )
-        else:
-            self.positions.values[where] = _pos(node.start_mark)
         if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR_TAG:  # the common case, without a constructor call
+                return node.value
             # Call the tag's constructor directly: construct_object() caches every node it builds.
             build = _constructor.yaml_constructors.get(node.tag) or _constructor.yaml_constructors[None]
             return build(_constructor, node)
         if isinstance(node, yaml.SequenceNode):
-            return [self.walk(item, (*where, i), depth + 1, via_alias) for i, item in enumerate(node.value)]
+            return [self.walk(item, depth + 1, via_alias) for item in node.value]
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, where, depth, via_alias)
+            return self._mapping(node, depth, via_alias)
         raise _TooBig(f"unsupported YAML node {type(node).__name__}", node.start_mark)
 
-    def _mapping(self, node: yaml.MappingNode, where: PathKey, depth: int, via_alias: bool) -> dict[Any, Any]:
+    def _mapping(self, node: yaml.MappingNode, depth: int, via_alias: bool) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         first_seen: dict[Any, int] = {}
         merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                source = self.walk(value_node, where, depth + 1, True)
+                source = self.walk(value_node, depth + 1, True)
                 for part in source if isinstance(source, list) else [source]:
                     if isinstance(part, dict):
                         for k, v in part.items():
                             merged.setdefault(k, v)
                 continue
-            key = self.walk(key_node, (*where, "<key>"), depth + 1, via_alias)
+            key = self.walk(key_node, depth + 1, via_alias)
             if isinstance(key, list | dict):
                 line, col = _pos(key_node.start_mark)
                 self.problems.append(error(self.path, line, col, "a mapping key must be a plain scalar"))
@@ -133,10 +152,7 @@ class _Walker:
                 )
                 continue
             first_seen[key] = key_node.start_mark.line + 1
-            child = (*where, key if isinstance(key, str | int) else str(key))
-            if not via_alias:
-                self.positions.keys[child] = _pos(key_node.start_mark)
-            result[key] = self.walk(value_node, child, depth + 1, via_alias)
+            result[key] = self.walk(value_node, depth + 1, via_alias)
         for k, v in merged.items():
             result.setdefault(k, v)
         return result
@@ -169,16 +185,17 @@ def load_text(path: str, raw: bytes) -> LoadedFile:
     if node is None:
         return LoadedFile(path, None, positions, [error(path, 1, 1, "file is empty")])
     walker = _Walker(path)
+    positions = Positions(node)
     try:
-        value = walker.walk(node, ())
+        value = walker.walk(node)
     except _TooBig as exc:
         line, col = _pos(exc.mark) if exc.mark else (1, 1)
-        return LoadedFile(path, None, walker.positions, [error(path, line, col, str(exc))])
+        return LoadedFile(path, None, positions, [error(path, line, col, str(exc))])
     except yaml.YAMLError as exc:  # a scalar that its tag cannot construct, e.g. a bad timestamp
         mark = getattr(exc, "problem_mark", None)
         line, col = _pos(mark) if mark else (1, 1)
-        return LoadedFile(path, None, walker.positions, [error(path, line, col, f"YAML error: {exc}")])
-    return LoadedFile(path, value, walker.positions, walker.problems)
+        return LoadedFile(path, None, positions, [error(path, line, col, f"YAML error: {exc}")])
+    return LoadedFile(path, value, positions, walker.problems)
 
 
 def load_file(path: Path, display: str | None = None) -> LoadedFile:

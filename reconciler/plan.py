@@ -29,6 +29,7 @@ from reconciler.store import LedgerEntry, LiveJob, LiveState, Workflow
 DEFAULT_NAMESPACE = "default"
 _NAMESPACE_ROOT = uuid.UUID("6f0c3c1e-4f8e-5b8a-9d51-8a1f2f6c3e10")
 NEXT_RUNS = 3
+SPEC_HASH_VERSION = 1
 
 
 class Action(StrEnum):
@@ -162,12 +163,27 @@ def resolved_name(desired: DesiredSchedule, workflow: Workflow | None) -> str:
 
 
 def spec_hash(desired: DesiredSchedule, name: str, settings: PlanSettings) -> str:
-    """Digest of everything the row is built from; equal digests + untouched row = nothing to do."""
-    from reconciler.validate import as_plain
+    """Digest of everything the row is built from; equal digests + untouched row = nothing to do.
 
-    plain = as_plain(desired)
-    plain.pop("protect")  # ledger-only: does not shape the row
-    return _json_hash({"spec": plain, "name": name, "func": settings.func, "namespace": settings.namespace})
+    repr() of plain values is stable across runs and much cheaper than sorted JSON; a respelling that
+    only reorders keys just misses this fast path and is then compared semantically (still a no-op).
+    """
+    parts = (
+        SPEC_HASH_VERSION,
+        desired.workflow_name,
+        desired.trigger,
+        desired.trigger_kwargs,
+        desired.timezone,
+        desired.user_inputs,
+        desired.enabled,
+        desired.misfire_grace_time,
+        desired.coalesce,
+        desired.max_instances,
+        name,
+        settings.func,
+        settings.namespace,
+    )  # not protect, key, source or moved_from: they do not shape the row
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def _has_explicit_start(kwargs: dict[str, Any]) -> bool:
@@ -226,6 +242,7 @@ def _desired_view(desired: DesiredSchedule, name: str, trigger: BaseTrigger) -> 
 
 
 def _runs(trigger: BaseTrigger, now: datetime, first: datetime | None = None) -> tuple[str, ...]:
+    """The next NEXT_RUNS fire times as ISO strings (from `first` when the job already has one)."""
     try:
         if first is not None:
             rest = triggers.next_fire_times(trigger, NEXT_RUNS - 1, now, previous=first)
@@ -257,6 +274,17 @@ class _Planner:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.identities: dict[str, str] = {}
+        # Built triggers are shared per distinct spec: compute each one's next runs once per plan.
+        self.runs_memo: dict[tuple[int, datetime | None], tuple[str, ...]] = {}
+        self.keep_alive: list[BaseTrigger] = []
+
+    def runs(self, trigger: BaseTrigger, first: datetime | None = None) -> tuple[str, ...]:
+        key = (id(trigger), first)
+        hit = self.runs_memo.get(key)
+        if hit is None:
+            self.keep_alive.append(trigger)  # ids stay unique while the memo lives
+            hit = self.runs_memo[key] = _runs(trigger, self.now, first)
+        return hit
 
     def state_of(self, job: LiveJob) -> _Decoded:
         if job.id not in self.decoded:
@@ -308,6 +336,18 @@ class _Planner:
         if previous_key:
             fields.append(FieldChange("key", previous_key, desired.key))
 
+        # Fast path: the row is byte for byte what we last wrote, from the same spec: nothing to decode.
+        if (
+            live is not None
+            and entry is not None
+            and entry.spec_hash == digest
+            and entry.row_hash == live.row_hash
+            and (workflow is None or workflow.workflow_id in live.workflow_ids)
+            and desired.enabled
+        ):
+            self.identities[live.id] = digest
+            return replace(base, action=Action.NOOP, warnings=tuple(warnings))
+
         trigger = triggers.build_trigger(desired.trigger, desired.trigger_kwargs, desired.timezone, now=self.now)
         after_view = _desired_view(desired, name, trigger)
 
@@ -326,17 +366,6 @@ class _Planner:
                 fields=tuple(fields),
             )
 
-        # Fast path: the row is byte for byte what we last wrote, from the same spec.
-        if (
-            entry is not None
-            and entry.spec_hash == digest
-            and entry.row_hash == live.row_hash
-            and (workflow is None or workflow.workflow_id in live.workflow_ids)
-            and desired.enabled
-        ):
-            self.identities[live.id] = digest
-            return replace(base, action=Action.NOOP, warnings=tuple(warnings))
-
         state = decoded.state
         self.identities[live.id] = _content_identity(state)
         before_view = _live_view(state)
@@ -349,7 +378,7 @@ class _Planner:
                 after=after_view,
                 fields=tuple(fields),
                 remove_row=True,
-                next_runs_before=_runs(state["trigger"], self.now, state.get("next_run_time")),
+                next_runs_before=self.runs(state["trigger"], state.get("next_run_time")),
                 warnings=tuple(warnings),
             )
         phase = _has_explicit_start(desired.trigger_kwargs)
@@ -392,8 +421,8 @@ class _Planner:
         drift = entry is not None and entry.spec_hash == digest and bool(fields)
         if drift:
             warnings.append("changed outside reconciler (drift); apply restores the declared state")
-        runs_before = _runs(state["trigger"], self.now, state.get("next_run_time"))
-        runs_after = _runs(trigger, self.now) if trigger_changed else runs_before
+        runs_before = self.runs(state["trigger"], state.get("next_run_time"))
+        runs_after = self.runs(trigger) if trigger_changed else runs_before
         return replace(
             base,
             action=action,
@@ -429,7 +458,7 @@ class _Planner:
             run_date = trigger.run_date
             if run_date <= self.now:
                 return replace(base, action=Action.NOOP, completed=True, warnings=tuple(warnings))
-        runs = _runs(trigger, self.now)
+        runs = self.runs(trigger)
         if not runs:
             self.errors.append(f"{desired.key}: the trigger has no future fire time; nothing would run")
         action = base.action
@@ -472,7 +501,7 @@ class _Planner:
             if decoded.state is not None:
                 before = _live_view(decoded.state)
                 self.identities[live.id] = _content_identity(decoded.state)
-                runs = _runs(decoded.state["trigger"], self.now, decoded.state.get("next_run_time"))
+                runs = self.runs(decoded.state["trigger"], decoded.state.get("next_run_time"))
             else:
                 self.identities[live.id] = live.row_hash
         source = f"{entry.source_path}:{entry.source_line}" if entry.source_path else None

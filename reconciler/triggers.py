@@ -294,9 +294,30 @@ def build_trigger(
     return built
 
 
+# Each distinct spec is built once: 10,000 schedules typically hold a few hundred distinct triggers, and
+# building a CronTrigger (8 compiled fields) is most of the cost of validating or planning them. The built
+# objects are shared, so nothing may mutate them (nothing does: APScheduler never mutates a trigger).
+_BUILT: dict[tuple[Any, ...], _Node] = {}
+_PROBLEMS: dict[tuple[Any, ...], tuple[TriggerProblem, ...]] = {}
+_CACHE_LIMIT = 200_000
+_CLOCK_FREE = frozenset({"cron", "date"})  # built without reading the clock when fully specified
+
+
+def _cache_key(trigger: str, trigger_kwargs: Mapping[str, Any], timezone: str, now: datetime | None) -> tuple[Any, ...]:
+    frozen = json.dumps(trigger_kwargs, sort_keys=True, default=repr)
+    return (trigger, frozen, timezone, None if trigger in _CLOCK_FREE else now)
+
+
 def _build(trigger: str, trigger_kwargs: Mapping[str, Any], timezone: str, now: datetime | None) -> _Node:
-    zone = zone_from_name(timezone)
-    return _build_node(trigger, trigger_kwargs, zone, _aware_now(now), (), ())
+    key = _cache_key(trigger, trigger_kwargs, timezone, now)
+    node = _BUILT.get(key)
+    if node is None:
+        zone = zone_from_name(timezone)
+        node = _build_node(trigger, trigger_kwargs, zone, _aware_now(now), (), ())
+        if len(_BUILT) >= _CACHE_LIMIT:
+            _BUILT.clear()
+        _BUILT[key] = node
+    return node
 
 
 def _build_node(name: object, kwargs: object, zone: ZoneInfo, now: datetime, at: Where, kw: Where) -> _Node:
@@ -708,12 +729,19 @@ def trigger_problems(
     that name particular hours: an every-hour cron simply has one run less or more that day).
     """
     now = _aware_now(now)
+    key = (*_cache_key(trigger, trigger_kwargs, timezone, now)[:3], now)  # checks read the clock
+    cached = _PROBLEMS.get(key)
+    if cached is not None:
+        return list(cached)
     try:
         root = _build(trigger, trigger_kwargs, timezone, now)
     except TriggerError as exc:
         return [(Severity.ERROR, exc.where, exc.message)]
     found: list[TriggerProblem] = []
     _check(root, now, found)
+    if len(_PROBLEMS) >= _CACHE_LIMIT:
+        _PROBLEMS.clear()
+    _PROBLEMS[key] = tuple(found)
     return found
 
 
@@ -1311,6 +1339,21 @@ def _interval_words(seconds: float) -> str:
 
 def describe(trigger: BaseTrigger) -> str:
     """Short human words for a trigger: "every 1 hour", "at 09:00 Monday–Friday (UTC)", "once at ..."."""
+    # Built triggers are shared per distinct spec, so a plan of 10,000 schedules describes each once.
+    hit = _DESCRIBED.get(id(trigger))
+    if hit is not None and hit[0] is trigger:
+        return hit[1]
+    words = _describe(trigger)
+    if len(_DESCRIBED) >= _CACHE_LIMIT:
+        _DESCRIBED.clear()
+    _DESCRIBED[id(trigger)] = (trigger, words)  # holding the trigger keeps its id from being reused
+    return words
+
+
+_DESCRIBED: dict[int, tuple[BaseTrigger, str]] = {}
+
+
+def _describe(trigger: BaseTrigger) -> str:
     t: Any = trigger
     if isinstance(t, IntervalTrigger):
         return "every " + _interval_words(t.interval.total_seconds())

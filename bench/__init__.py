@@ -1,0 +1,1 @@
+"""Benchmarks of the reconciler against orchestrator-core's own write path (see bench/run.py)."""

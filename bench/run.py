@@ -1,0 +1,320 @@
+"""Benchmarks: N schedules across N/10 files, on PostgreSQL and SQLite, against baselines run in the same process.
+
+    python -m bench                     # N = 1,000 10,000 50,000 on postgres and sqlite
+    python -m bench --n 10000 --backend postgres
+
+Each (backend, N) runs in a child process so its peak RSS is its own. In that process, in order:
+  1. validate of the tree            (load + check every file)
+  2. create-apply into an empty DB   (the whole `reconcile` command: parse, plan, one transaction, verify)
+  3. no-op plan                      (`reconcile --dry-run` end to end, YAML parsing included)
+  4. plan + apply after 1% changed   (names and triggers of 1% of the schedules)
+  5. baselines: orchestrator-core's write path (APScheduler add_job per schedule into SQLAlchemyJobStore,
+     scheduler paused) and the floor (one executemany INSERT of the same pre-pickled rows)
+It prints a table (seconds, rows/s, peak RSS) with the ratios ours ÷ floor and add_job ÷ ours, and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+PG_ADMIN = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ZONES = ("UTC", "Europe/Amsterdam", "America/New_York", "Asia/Tokyo")
+TASKS = ("task_clean_up_tasks", "task_resume_workflows", "task_validate_products", "task_validate_subscriptions")
+
+
+def bench_noop_job(workflow_name: str, user_inputs: list[dict[str, Any]] | None = None) -> None:
+    """The callable the add_job baseline schedules: the signature of orchestrator-core's starter."""
+
+
+def schedule_spec(i: int, rng: random.Random) -> dict[str, Any]:
+    """Schedule number i: every trigger type, several zones, realistic field mixes."""
+    kind = i % 10
+    spec: dict[str, Any] = {"key": f"s{i:06d}", "workflow_name": TASKS[i % len(TASKS)], "name": f"Schedule {i}"}
+    if kind in (0, 1, 2, 3):
+        spec.update(trigger="cron", trigger_kwargs={"hour": i % 24, "minute": (i * 7) % 60})
+        spec["timezone"] = "UTC" if kind != 3 else ZONES[i % len(ZONES)]
+    elif kind == 4:
+        spec.update(trigger="cron", trigger_kwargs={"crontab": f"{i % 60} {(i // 60) % 24} * * 1-5"})
+    elif kind in (5, 6):
+        spec.update(trigger="interval", trigger_kwargs={"minutes": 5 + i % 600})
+    elif kind == 7:
+        run = datetime(2031, 1, 1, tzinfo=UTC) + timedelta(minutes=i)
+        spec.update(trigger="date", trigger_kwargs={"run_date": run.isoformat()})
+    elif kind == 8:
+        spec.update(trigger="calendarinterval", trigger_kwargs={"days": 1 + i % 7, "hour": i % 24, "minute": 5})
+        spec["timezone"] = "Europe/Amsterdam"
+    else:
+        spec.update(
+            trigger="or",
+            trigger_kwargs={
+                "triggers": [
+                    {"trigger": "cron", "trigger_kwargs": {"day_of_week": "mon-fri", "hour": 9 + i % 8}},
+                    {"trigger": "cron", "trigger_kwargs": {"day_of_week": "sat", "hour": 12}},
+                ]
+            },
+        )
+    if rng.random() < 0.1:
+        spec["user_inputs"] = [{"note": f"run {i}"}]
+    return spec
+
+
+def write_tree(root: Path, n: int, *, changed: set[int] | None = None) -> None:
+    """N schedules across N/10 files (JSON is valid YAML flow style, and fast to write)."""
+    rng = random.Random(42)
+    changed = changed or set()
+    if root.exists():
+        shutil.rmtree(root)
+    per_file = 10
+    for f in range(0, n, per_file):
+        folder = root / f"team{(f // per_file) % 20:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["# yaml-language-server: $schema=../../schema/schedules.schema.json", "schedules:"]
+        for i in range(f, min(f + per_file, n)):
+            spec = schedule_spec(i, rng)
+            if i in changed:
+                spec["name"] += " (changed)"
+                if spec["trigger"] == "cron" and "hour" in spec["trigger_kwargs"]:
+                    spec["trigger_kwargs"]["hour"] = (spec["trigger_kwargs"]["hour"] + 1) % 24
+            lines.append("  - " + json.dumps(spec))
+        (folder / f"schedules_{f // per_file:05d}.yaml").write_text("\n".join(lines) + "\n")
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh database with orchestrator-compatible tables and the task workflows."""
+    from reconciler import store
+
+    if backend == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        url = f"sqlite:///{path}"
+    else:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    engine = store.connect(url)
+    with store.write_transaction(engine) as conn:
+        store.create_compatible_tables(conn)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        if backend == "postgres":
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scenario(backend: str, n: int) -> dict[str, Any]:
+    """One (backend, N): our four phases, then both baselines, in this one process."""
+    from reconciler import store
+    from reconciler.apply import ApplySettings
+    from reconciler.plan import PlanSettings
+    from reconciler.reconcile import ReconcileOptions, run
+    from reconciler.validate import load_desired
+
+    results: dict[str, Any] = {"backend": backend, "n": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        tree = work / "schedules.d"
+        write_tree(tree, n)
+        now = datetime.now(UTC)
+        secs, desired = timed(lambda: load_desired(tree, now=now))
+        assert desired.ok, desired.problems[:3]
+        results["validate"] = secs
+
+        settings = PlanSettings(max_deletes=n)
+        with database(backend, work) as url:
+
+            def reconcile(dry: bool) -> Any:
+                out = run(
+                    ReconcileOptions(
+                        directory=tree,
+                        db_url=url,
+                        dry_run=dry,
+                        settings=settings,
+                        apply=ApplySettings(guard_seconds=0),
+                        detailed_exitcode=True,
+                    )
+                )
+                assert out.exit_code in (0, 2), out.err
+                return out
+
+            secs, out = timed(lambda: reconcile(False))
+            assert out.plan.summary["create"] == n, out.plan.summary
+            results["create_apply"] = secs
+            secs, out = timed(lambda: reconcile(True))
+            assert out.exit_code == 0 and not out.plan.has_changes
+            results["noop_plan"] = secs
+            changed = set(range(0, n, 100))
+            write_tree(tree, n, changed=changed)
+            secs, out = timed(lambda: reconcile(False))
+            assert out.plan.summary["update"] == len(changed), out.plan.summary
+            results["change_1pct_apply"] = secs
+            results["peak_rss_mb_ours"] = peak_rss_mb()
+
+            engine = store.connect(url)
+            with engine.connect() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(store.apscheduler_jobs.select())]
+            engine.dispose()
+
+        with database(backend, work) as url:
+            results["floor_insert"] = floor_insert(url, rows)
+        with database(backend, work) as url:
+            results["add_job"] = add_job_baseline(url, tree, now)
+    results["peak_rss_mb_process"] = peak_rss_mb()
+    return results
+
+
+def floor_insert(url: str, rows: list[dict[str, Any]]) -> float:
+    """The floor: one executemany INSERT of the same pre-pickled rows, one transaction."""
+    from reconciler import store
+
+    engine = store.connect(url)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))  # connect outside the timing
+        conn.commit()
+        start = time.perf_counter()
+        with conn.begin():
+            conn.execute(store.apscheduler_jobs.insert(), rows)
+        secs = time.perf_counter() - start
+    engine.dispose()
+    return secs
+
+
+def add_job_baseline(url: str, tree: Path, now: datetime) -> float:
+    """orchestrator-core's write path: add_job per schedule into SQLAlchemyJobStore, scheduler paused."""
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from reconciler import store, triggers
+    from reconciler.validate import load_desired
+
+    desired = load_desired(tree, now=now).schedules
+    engine = store.connect(url)
+    scheduler = BackgroundScheduler(job_defaults={"coalesce": True})
+    scheduler.add_jobstore(SQLAlchemyJobStore(engine=engine), "default")
+    scheduler.start(paused=True)
+    try:
+        start = time.perf_counter()
+        for d in desired:
+            # orchestrator-core builds the trigger inside add_job; the spec → trigger step is the same work.
+            trigger = triggers.build_trigger(d.trigger, d.trigger_kwargs, d.timezone, now=now)
+            scheduler.add_job(
+                "bench.run:bench_noop_job",
+                trigger=trigger,
+                id=str(uuid.uuid4()),
+                name=d.name,
+                kwargs={"workflow_name": d.workflow_name, "user_inputs": d.user_inputs},
+            )
+        secs = time.perf_counter() - start
+    finally:
+        scheduler.remove_all_jobs()
+        scheduler.shutdown(wait=False)
+        engine.dispose()
+    return secs
+
+
+def help_startup(repeat: int = 7) -> dict[str, float]:
+    """Median wall time of `schedules --help`, and of a bare interpreter start as the baseline."""
+
+    def median_of(cmd: list[str]) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return {
+        "schedules_help": median_of([sys.executable, "-m", "reconciler", "--help"]),
+        "python_baseline": median_of([sys.executable, "-c", "pass"]),
+    }
+
+
+def print_table(all_results: list[dict[str, Any]], startup: dict[str, float]) -> None:
+    phases = ("validate", "create_apply", "noop_plan", "change_1pct_apply", "floor_insert", "add_job")
+    print(f"{'backend':<9} {'N':>7} {'phase':<18} {'seconds':>9} {'rows/s':>10}")
+    for r in all_results:
+        for phase in phases:
+            secs = r[phase]
+            print(f"{r['backend']:<9} {r['n']:>7} {phase:<18} {secs:>9.3f} {r['n'] / secs:>10.0f}")
+        print(f"{r['backend']:<9} {r['n']:>7} {'peak RSS (ours)':<18} {r['peak_rss_mb_ours']:>8.0f}M")
+        print(
+            f"{'':<9} {'':>7} ratios: create-apply ÷ floor = {r['create_apply'] / r['floor_insert']:.2f}×, "
+            f"add_job ÷ create-apply = {r['add_job'] / r['create_apply']:.2f}×"
+        )
+    by = {(r["backend"], r["n"]): r for r in all_results}
+    for backend in sorted({r["backend"] for r in all_results}):
+        if (backend, 10_000) in by and (backend, 50_000) in by:
+            small, big = by[(backend, 10_000)], by[(backend, 50_000)]
+            growth = ", ".join(
+                f"{p} {big[p] / small[p]:.2f}×" for p in ("validate", "create_apply", "noop_plan", "change_1pct_apply")
+            )
+            rss = big["peak_rss_mb_ours"] / small["peak_rss_mb_ours"]
+            print(f"{backend}: growth 50,000 ÷ 10,000: {growth}, RSS {rss:.2f}×")
+    print(
+        f"startup: schedules --help {startup['schedules_help']:.3f}s (python -c pass {startup['python_baseline']:.3f}s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, action="append", help="schedule counts (default 1000 10000 50000)")
+    parser.add_argument("--backend", action="append", choices=("postgres", "sqlite"))
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results.json")
+    parser.add_argument("--child", nargs=2, metavar=("BACKEND", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(scenario(args.child[0], int(args.child[1]))))
+        return
+    all_results = []
+    for backend in args.backend or ["postgres", "sqlite"]:
+        for n in args.n or [1_000, 10_000, 50_000]:
+            print(f"running {backend} N={n} ...", file=sys.stderr, flush=True)
+            child = subprocess.run(
+                [sys.executable, "-m", "bench", "--child", backend, str(n)],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            if child.returncode != 0:
+                sys.exit(f"bench child {backend} N={n} failed:\n{child.stderr[-3000:]}")
+            all_results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    startup = help_startup()
+    print_table(all_results, startup)
+    args.json.write_text(json.dumps({"results": all_results, "startup": startup}, indent=2))
+    print(f"wrote {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
