@@ -118,6 +118,7 @@ class _Writes:
 
 def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: ApplySettings, now: datetime) -> _Writes:
     jobs = {j.id: j for j in live.jobs}
+    first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
     ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
     workflows = {w.name: w for w in live.workflows if not w.deleted}
     out = _Writes()
@@ -131,14 +132,14 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
         desired = change.desired
         if desired is None:
             continue  # protected leftovers: nothing to write
-        name = resolved_name(desired, workflows.get(desired.workflow_name))
-        digest = spec_hash(desired, name, settings)
+        name = change.name or resolved_name(desired, workflows.get(desired.workflow_name))
+        digest = change.spec_hash or spec_hash(desired, name, settings)
         row_hash = job.row_hash if job is not None else None
         if change.remove_row:
             out.deletes.append(change.schedule_id)
             row_hash = None
         elif change.write_row:
-            row = _build_row(change, desired, name, job, settings, now)
+            row = _build_row(change, desired, name, job, settings, now, first_fires)
             (out.updates if job is not None else out.inserts).append(row)
             row_hash = row.row_hash
             out.woken_candidates.append((row.id, name))
@@ -177,6 +178,8 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
                 else new_entry
             )
         out.ledger.append(new_entry)
+        if entry is not None:
+            out.ledger_remove.append((settings.namespace, change.key))  # replaced, not duplicated
         if change.previous_key:
             out.ledger_remove.append((settings.namespace, change.previous_key))
     return out
@@ -201,6 +204,7 @@ def _build_row(
     job: store.LiveJob | None,
     settings: PlanSettings,
     now: datetime,
+    first_fires: dict[int, tuple[BaseTrigger, datetime | None]],
 ) -> JobRow:
     state: dict[str, Any] | None = None
     if job is not None and not change.reschedule:
@@ -211,7 +215,11 @@ def _build_row(
         next_run = state["next_run_time"]
     else:
         trigger = triggers.build_trigger(desired.trigger, desired.trigger_kwargs, desired.timezone, now=now)
-        next_run = first_fire_time(trigger, now)
+        # Equal specs share one trigger object: its first fire time is computed once per apply.
+        memo = first_fires.get(id(trigger))
+        if memo is None or memo[0] is not trigger:
+            memo = first_fires[id(trigger)] = (trigger, first_fire_time(trigger, now))
+        next_run = memo[1]
     return build_job_row(
         job_id=change.schedule_id,
         trigger=trigger,
@@ -299,10 +307,39 @@ def apply(
             ) from exc
         raise
     woken = wake_scheduler(apply_settings.redis_url, writes.woken_candidates)
-    with engine.connect() as conn, conn.begin():
-        check = compute_plan(desired, store.read_live_state(conn), settings, clock())
-    remaining = len(check.pending)
+    remaining = _verify(engine, writes, desired, settings, clock)
     return ApplyResult(plan, woken, remaining == 0, remaining, waited)
+
+
+def _verify(
+    engine: Engine,
+    writes: _Writes,
+    desired: Sequence[DesiredSchedule],
+    settings: PlanSettings,
+    clock: Callable[[], datetime],
+) -> int:
+    """Re-read the database: how many changes are still pending after the commit (0 = it matches).
+
+    The rows just written are compared by digest; only when one differs (the scheduler may have fired a
+    job since the commit) is the whole plan recomputed, which compares meaning rather than bytes.
+    """
+    with engine.connect() as conn, conn.begin():
+        digests = store.read_row_digests(conn)
+        links = store.read_links(conn)
+        written = [*writes.inserts, *writes.updates]
+        rows_ok = all(
+            r.id in digests and digests[r.id] == (r.next_run_time, hashlib.sha256(r.job_state).hexdigest())
+            for r in written
+        )
+        links_ok = all(link in links for link in writes.add_links) and not any(
+            link in links for link in writes.drop_links
+        )
+        rewritten = {r.id for r in written}
+        deleted_ok = not any(i in digests for i in writes.deletes if i not in rewritten)
+        if rows_ok and links_ok and deleted_ok:
+            return 0
+        check = compute_plan(desired, store.read_live_state(conn), settings, clock())
+    return len(check.pending)
 
 
 def _apply_locked(

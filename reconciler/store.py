@@ -7,6 +7,7 @@ job row first, then its linker row.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     Uuid,
+    bindparam,
     create_engine,
     event,
     func,
@@ -246,7 +248,8 @@ def is_orchestrator_database(conn: Connection) -> bool:
     """True when orchestrator-core's migrations manage this database (its alembic_version has rows)."""
     if "alembic_version" not in table_names(conn):
         return False
-    return conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() > 0
+    count: int = conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one()
+    return count > 0
 
 
 def has_schedule_tables(conn: Connection) -> bool:
@@ -295,15 +298,42 @@ def read_workflows(conn: Connection) -> list[Workflow]:
     ]
 
 
+def _fetch_all(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
+    # The DB-API cursor, in the same transaction: SQLAlchemy's per-row Result machinery costs more than
+    # the query itself when reading 10,000 rows.
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def read_jobs(conn: Connection) -> list[LiveJob]:
     """Every `apscheduler_jobs` row, raw, with the workflow ids linked to it."""
     links: dict[str, list[str]] = {}
-    for wid, sid in conn.execute(
-        select(workflows_apscheduler_jobs.c.workflow_id, workflows_apscheduler_jobs.c.schedule_id)
-    ):
-        links.setdefault(sid, []).append(str(wid))
-    result = conn.execute(select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time, apscheduler_jobs.c.job_state))
-    return [LiveJob(r.id, r.next_run_time, bytes(r.job_state), tuple(sorted(links.get(r.id, ())))) for r in result]
+    for wid, sid in _fetch_all(conn, "SELECT workflow_id, schedule_id FROM workflows_apscheduler_jobs"):
+        links.setdefault(sid, []).append(str(uuid.UUID(str(wid))) if not isinstance(wid, uuid.UUID) else str(wid))
+    rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
+    return [LiveJob(i, n, bytes(b), tuple(sorted(links.get(i, ())))) for i, n, b in rows]
+
+
+def read_row_digests(conn: Connection) -> dict[str, tuple[float | None, str]]:
+    """id → (next_run_time column, sha256 hex of job_state) for every job row.
+
+    PostgreSQL computes the digests itself, so verifying an apply does not move every pickle back.
+    """
+    if conn.dialect.name == "postgresql":
+        rows = _fetch_all(conn, "SELECT id, next_run_time, encode(sha256(job_state), 'hex') FROM apscheduler_jobs")
+        return {i: (n, d) for i, n, d in rows}
+    rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
+    return {i: (n, hashlib.sha256(bytes(b)).hexdigest()) for i, n, b in rows}
+
+
+def read_links(conn: Connection) -> set[tuple[str, str]]:
+    """Every (workflow_id, schedule_id) linker row, ids as canonical strings."""
+    rows = _fetch_all(conn, "SELECT workflow_id, schedule_id FROM workflows_apscheduler_jobs")
+    return {(str(uuid.UUID(str(w))), s) for w, s in rows}
 
 
 def ledger_exists(conn: Connection) -> bool:
@@ -314,24 +344,19 @@ def read_ledger(conn: Connection) -> list[LedgerEntry]:
     """All ledger rows, every namespace (the planner needs to know what others own)."""
     if not ledger_exists(conn):
         return []
-    return [
-        LedgerEntry(
-            namespace=r.namespace,
-            key=r.key,
-            schedule_id=r.schedule_id,
-            workflow_name=r.workflow_name,
-            spec_hash=r.spec_hash,
-            row_hash=r.row_hash,
-            enabled=bool(r.enabled),
-            protect=bool(r.protect),
-            source_path=r.source_path,
-            source_line=r.source_line,
-            applied_commit=r.applied_commit,
-            applied_author=r.applied_author,
-            applied_at=r.applied_at,
+    columns = (
+        "namespace, key, schedule_id, workflow_name, spec_hash, row_hash, enabled, protect, "
+        "source_path, source_line, applied_commit, applied_author, applied_at"
+    )
+    entries = []
+    for row in _fetch_all(conn, f"SELECT {columns} FROM {LEDGER_TABLE}"):
+        ns, key, sid, wf, spec, rh, enabled, protect, path, line, commit, author, at = row
+        if isinstance(at, str):  # SQLite hands back text
+            at = datetime.fromisoformat(at)
+        entries.append(
+            LedgerEntry(ns, key, sid, wf, spec, rh, bool(enabled), bool(protect), path, line, commit, author, at)
         )
-        for r in conn.execute(select(ledger))
-    ]
+    return entries
 
 
 def read_live_state(conn: Connection) -> LiveState:
@@ -341,32 +366,55 @@ def read_live_state(conn: Connection) -> LiveState:
     return LiveState(tuple(read_jobs(conn)), tuple(read_ledger(conn)), tuple(read_workflows(conn)), ledger_exists(conn))
 
 
+COPY_THRESHOLD = 64  # below this, a plain INSERT is as fast and simpler to read in logs
+
+
+def _bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT many rows: PostgreSQL COPY (several times faster than batched INSERTs), else executemany."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+        return
+    conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
 def insert_jobs(conn: Connection, rows: Sequence[JobRow], links: Sequence[tuple[str, str]]) -> None:
     """INSERT job rows, then their linker rows (workflow_id, schedule_id): orchestrator-core's order."""
-    if rows:
-        conn.execute(
-            apscheduler_jobs.insert(),
-            [{"id": r.id, "next_run_time": r.next_run_time, "job_state": r.job_state} for r in rows],
-        )
+    _bulk_insert(
+        conn,
+        apscheduler_jobs,
+        ("id", "next_run_time", "job_state"),
+        [(r.id, r.next_run_time, r.job_state) for r in rows],
+    )
     insert_links(conn, links)
 
 
 def insert_links(conn: Connection, links: Sequence[tuple[str, str]]) -> None:
-    if links:
-        conn.execute(
-            workflows_apscheduler_jobs.insert(),
-            [{"workflow_id": uuid.UUID(w), "schedule_id": s} for w, s in links],
-        )
+    """INSERT linker rows (after their job rows: the foreign key points at them)."""
+    as_uuid = {w: uuid.UUID(w) for w in {w for w, _ in links}}  # a few workflows, many links
+    _bulk_insert(conn, workflows_apscheduler_jobs, ("workflow_id", "schedule_id"), [(as_uuid[w], s) for w, s in links])
 
 
 def update_jobs(conn: Connection, rows: Sequence[JobRow]) -> None:
-    """Rewrite job rows in place (id kept, so linker rows stay)."""
-    for r in rows:
-        conn.execute(
-            apscheduler_jobs.update()
-            .where(apscheduler_jobs.c.id == r.id)
-            .values(next_run_time=r.next_run_time, job_state=r.job_state)
-        )
+    """Rewrite job rows in place (id kept, so linker rows stay), as one executemany."""
+    if not rows:
+        return
+    statement = (
+        apscheduler_jobs.update()
+        .where(apscheduler_jobs.c.id == bindparam("row_id"))
+        .values(next_run_time=bindparam("row_next_run_time"), job_state=bindparam("row_job_state"))
+    )
+    conn.execute(
+        statement,
+        [{"row_id": r.id, "row_next_run_time": r.next_run_time, "row_job_state": r.job_state} for r in rows],
+    )
 
 
 def delete_jobs(conn: Connection, ids: Iterable[str]) -> None:
@@ -389,37 +437,46 @@ def delete_links(conn: Connection, links: Sequence[tuple[str, str]]) -> None:
 
 
 def write_ledger(conn: Connection, entries: Sequence[LedgerEntry], remove: Iterable[tuple[str, str]]) -> None:
-    """Replace the ledger rows of `entries` and remove (namespace, key) pairs."""
+    """Delete the (namespace, key) rows in `remove`, then insert `entries`.
+
+    A changed entry is replaced: the caller lists its key in `remove` too. New keys need no delete, which
+    keeps a 10,000-schedule first apply to one COPY.
+    """
     by_namespace: dict[str, list[str]] = {}
-    for ns, key in [*remove, *((e.namespace, e.key) for e in entries)]:
+    for ns, key in remove:
         by_namespace.setdefault(ns, []).append(key)
     for ns, keys in by_namespace.items():
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             conn.execute(ledger.delete().where((ledger.c.namespace == ns) & ledger.c.key.in_(chunk)))
-    if entries:
-        now = datetime.now(UTC)
-        conn.execute(
-            ledger.insert(),
-            [
-                {
-                    "namespace": e.namespace,
-                    "key": e.key,
-                    "schedule_id": e.schedule_id,
-                    "workflow_name": e.workflow_name,
-                    "spec_hash": e.spec_hash,
-                    "row_hash": e.row_hash,
-                    "enabled": e.enabled,
-                    "protect": e.protect,
-                    "source_path": e.source_path,
-                    "source_line": e.source_line,
-                    "applied_commit": e.applied_commit,
-                    "applied_author": e.applied_author,
-                    "applied_at": e.applied_at or now,
-                }
-                for e in entries
-            ],
-        )
+    now = datetime.now(UTC)
+    columns = (
+        "namespace", "key", "schedule_id", "workflow_name", "spec_hash", "row_hash", "enabled", "protect",
+        "source_path", "source_line", "applied_commit", "applied_author", "applied_at",
+    )  # fmt: skip
+    _bulk_insert(
+        conn,
+        ledger,
+        columns,
+        [
+            (
+                e.namespace,
+                e.key,
+                e.schedule_id,
+                e.workflow_name,
+                e.spec_hash,
+                e.row_hash,
+                e.enabled,
+                e.protect,
+                e.source_path,
+                e.source_line,
+                e.applied_commit,
+                e.applied_author,
+                e.applied_at or now,
+            )
+            for e in entries
+        ],
+    )
 
 
 @contextmanager
