@@ -9,6 +9,7 @@ equivalent spelling is a no-op and an unchanged row is never rewritten (an inter
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import uuid
@@ -82,6 +83,8 @@ class Change:
     previous_key: str | None = None  # rename: the ledger key being replaced
     source: str | None = None
     completed: bool = False  # a fired date schedule: its row is gone by design
+    name: str | None = None  # the resolved job name
+    spec_hash: str | None = None  # digest of the desired spec, as the ledger records it
 
     @property
     def touches_database(self) -> bool:
@@ -134,6 +137,7 @@ class Plan:
         return [c for c in self.changes if c.touches_database]
 
 
+@functools.lru_cache(maxsize=64)
 def namespace_uuid(namespace: str) -> uuid.UUID:
     """The uuid5 namespace of an owner namespace (a UUID is used as it is)."""
     try:
@@ -269,6 +273,7 @@ class _Planner:
         self.deleted_workflows = {w.name for w in live.workflows if w.deleted}
         self.ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
         self.owned_elsewhere = {e.schedule_id: e.namespace for e in live.ledger if e.namespace != settings.namespace}
+        self.owner_of = {e.schedule_id: e.key for e in self.ledger.values()}  # schedule_id → our key
         self.decoded: dict[str, _Decoded] = {}
         self.claimed: set[str] = set()
         self.errors: list[str] = []
@@ -313,10 +318,19 @@ class _Planner:
         else:
             schedule_id = desired.schedule_id or schedule_id_for(self.settings.namespace, desired.key)
             action = Action.CREATE
+            owner = self.owner_of.get(schedule_id)
             if schedule_id in self.owned_elsewhere:
                 self.errors.append(
                     f"{desired.key}: job {schedule_id} is owned by namespace '{self.owned_elsewhere[schedule_id]}'"
                 )
+            elif owner is not None:
+                # Adopting a job another key of ours owns would plan it twice (or delete it under the adopter).
+                self.errors.append(
+                    f"{desired.key}: job {schedule_id} already belongs to '{owner}'; "
+                    f"to rename '{owner}', write moved_from: {owner} instead of schedule_id"
+                )
+            elif schedule_id in self.claimed:
+                self.errors.append(f"{desired.key}: schedule_id {schedule_id} is claimed by another schedule too")
             elif schedule_id in self.jobs:
                 action = Action.ADOPT
         if entry is not None and desired.schedule_id and desired.schedule_id != entry.schedule_id:
@@ -331,6 +345,8 @@ class _Planner:
             previous_key=previous_key,
             source=source,
             link_workflow_id=workflow.workflow_id if workflow else None,
+            name=name,
+            spec_hash=digest,
         )
         fields: list[FieldChange] = []
         if previous_key:
