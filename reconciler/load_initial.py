@@ -278,6 +278,23 @@ def _apply(
     return failed
 
 
+def write_outputs(
+    result: Result,
+    files: Sequence[OutputFile],
+    out_dir: Path,
+    display: Callable[[Path], str],
+    *,
+    force: bool,
+    check: bool,
+) -> bool:
+    """Write `files` into `out_dir` as `run` does (refuse a changed file without `force`; only report
+    with `check`), adding the report lines to `result`; True when the command must exit 1.
+
+    Public so that `schedules import` treats existing files exactly like this command does.
+    """
+    return _apply(result, _compare(files, out_dir), out_dir, display, force=force, check=check)
+
+
 def _write(target: Path, text: str) -> None:
     # Write a sibling and rename it over the target, so a crash never leaves half a file behind (the
     # temporary name starts with '.', which the loader skips).

@@ -30,6 +30,7 @@ SCHEMA_DIR = "schema"
 # The order of ScheduleSpec's fields in DESIGN.md §2: identity first, then what runs and when, then options.
 FIELD_ORDER = (
     "key",
+    "schedule_id",  # written by `import` only: which existing job the key adopts
     "workflow_name",
     "name",
     "trigger",
