@@ -6,8 +6,10 @@ Exit codes (DESIGN.md §3): 0 done / no changes, 1 error or refused, 2 changes p
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import apply as applier
-from reconciler import render, store
-from reconciler.plan import Plan, PlanSettings
+from reconciler import provenance, render, store
+from reconciler.plan import Action, Change, Plan, PlanSettings
 from reconciler.spec import DesiredSchedule, SourceLocation
 from reconciler.validate import as_plain, format_problems, load_desired
 
@@ -36,6 +38,12 @@ class ReconcileOptions:
     apply: applier.ApplySettings = field(default_factory=applier.ApplySettings)
     color: bool = False
     verbose: bool = False
+    # Git awareness (see reconciler/provenance.py): refuse uncommitted schedule files unless allow_dirty;
+    # with `base` (a git revision, dry run only) label each change "branch" or "elsewhere".
+    allow_dirty: bool = False
+    base: str | None = None
+    # Apply only if the plan's review digest equals this one (the digest shown in the reviewed PR); exit 3 otherwise.
+    expect_digest: str | None = None
 
 
 @dataclass
@@ -46,23 +54,87 @@ class Outcome:
     out: list[str] = field(default_factory=list)
     err: list[str] = field(default_factory=list)
     plan: Plan | None = None
+    origins: dict[str, str] = field(default_factory=dict)  # key → "branch" | "elsewhere" (with --base)
+    digest: str | None = None  # review_digest(plan)
 
 
-def render_plan(plan: Plan, fmt: str, *, color: bool, verbose: bool, target: str) -> str:
+ORIGIN_LABELS = {provenance.BRANCH: "this branch", provenance.ELSEWHERE: "elsewhere"}
+
+
+def origin_mark(origins: Mapping[str, str]) -> Callable[[Change], str] | None:
+    """A `mark` for the renderers that labels each change with where it comes from (None without --base)."""
+    if not origins:
+        return None
+    return lambda change: ORIGIN_LABELS.get(origins.get(change.key, ""), "")
+
+
+def review_digest(plan: Plan) -> str:
+    """A digest of what a reviewer approves: every pending change, never the moving parts.
+
+    Covers key, action, schedule id, drift, each changed field old → new, and the declared result
+    (`after`); leaves out next fire times, `computed_at` and unchanged rows, so the same plan computed
+    again later — after the scheduler fired a few jobs — has the same digest, while any drift in the
+    database or any other change in the files gives a different one.
+    """
+    items = [
+        {
+            "key": c.key,
+            "action": c.action.value,
+            "schedule_id": c.schedule_id,
+            "previous_key": c.previous_key,
+            "drift": c.drift,
+            "fields": [[f.name, f.before, f.after] for f in c.fields],
+            "after": None if c.action is Action.DELETE else c.after,
+        }
+        for c in sorted(plan.pending, key=lambda c: c.key)
+    ]
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plan_json(plan: Plan, origins: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON plan plus what git awareness adds: `origin` per change and the review digest."""
+    body = render.plan_as_dict(plan)
+    for change in body["changes"]:
+        change["origin"] = (origins or {}).get(change["key"])
+    body["review_digest"] = review_digest(plan)
+    return body
+
+
+def render_plan(
+    plan: Plan, fmt: str, *, color: bool, verbose: bool, target: str, origins: Mapping[str, str] | None = None
+) -> str:
     """The plan in the requested output format."""
+    mark = origin_mark(origins or {})
     if fmt == "json":
-        return render.render_json(plan)
+        return json.dumps(plan_json(plan, origins), indent=2, default=str, ensure_ascii=False)
     if fmt == "markdown":
-        return render.render_markdown(plan)
+        return render.render_markdown(plan, mark=mark)
     if fmt == "github":
         return render.render_github(plan)
-    return render.render_text(plan, color=color, verbose=verbose, target=target)
+    text = render.render_text(plan, color=color, verbose=verbose, target=target, mark=mark)
+    if origins:
+        branch = sum(1 for o in origins.values() if o == provenance.BRANCH)
+        text += (
+            f"\nOrigin: {branch} change(s) from this branch, {len(origins) - branch} from elsewhere "
+            "(drift in the database, or changes this branch did not make)."
+        )
+    return text
 
 
-def save_plan(path: Path, plan: Plan, desired: list[DesiredSchedule], settings: PlanSettings) -> None:
+def save_plan(
+    path: Path,
+    plan: Plan,
+    desired: list[DesiredSchedule],
+    settings: PlanSettings,
+    git: provenance.GitProvenance | None = None,
+) -> None:
     """A saved plan: the rendered plan plus exactly what it was computed from (no credentials)."""
-    body = render.plan_as_dict(plan)
+    body = plan_json(plan)
     body["saved_plan_version"] = SAVED_PLAN_VERSION
+    # The tree the plan came from: an apply of this plan records it, and refuses a dirty one without --allow-dirty.
+    body["provenance"] = (
+        {"commit": git.commit, "author": git.author, "dirty": list(git.dirty)} if git is not None else None
+    )
     body["settings"] = {
         "namespace": settings.namespace,
         "func": settings.func,
@@ -77,7 +149,7 @@ def save_plan(path: Path, plan: Plan, desired: list[DesiredSchedule], settings: 
 
 
 def load_saved_plan(path: Path) -> tuple[list[DesiredSchedule], PlanSettings, str]:
-    """The desired set, settings and fingerprint of a saved plan."""
+    """The desired set, settings and fingerprint of a saved plan (see `saved_provenance` for its git origin)."""
     body: dict[str, Any] = json.loads(path.read_text())
     if body.get("saved_plan_version") != SAVED_PLAN_VERSION:
         raise ValueError(f"{path} is not a saved plan of this version (use --plan-out to make one)")
@@ -90,42 +162,98 @@ def load_saved_plan(path: Path) -> tuple[list[DesiredSchedule], PlanSettings, st
     return desired, settings, str(body["fingerprint"])
 
 
+def saved_provenance(path: Path) -> provenance.GitProvenance | None:
+    """The git provenance recorded in a saved plan (None: planned outside git, or an older saved plan)."""
+    body: dict[str, Any] = json.loads(path.read_text())
+    recorded = body.get("provenance")
+    if not isinstance(recorded, dict):
+        return None
+    return provenance.GitProvenance(recorded.get("commit"), recorded.get("author"), tuple(recorded.get("dirty") or ()))
+
+
+def _git_context(
+    options: ReconcileOptions, desired: list[DesiredSchedule]
+) -> tuple[provenance.SourceRepo | None, list[DesiredSchedule], provenance.GitProvenance | None]:
+    """The repository of the schedules directory, the schedules with repository-relative sources, and
+    HEAD's provenance (commit, author, dirty schedule files). Outside git: (None, desired, None)."""
+    source = provenance.find_repo(options.directory)
+    if source is None:
+        return None, desired, None
+    return source, provenance.with_repo_sources(desired, source), provenance.provenance_of(source)
+
+
 def run(options: ReconcileOptions) -> Outcome:
     """The whole command, as data in and data out (the CLI only prints the outcome)."""
     now = datetime.now(UTC)
     target = store.redact_url(options.db_url)
     settings = options.settings
     expected = None
-    if options.plan_in is not None:
-        try:
-            desired, settings, expected = load_saved_plan(options.plan_in)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            return Outcome(1, err=[f"error: cannot read saved plan {options.plan_in}: {exc}"])
-    else:
-        loaded = load_desired(options.directory, now=now)
-        if not loaded.ok:
-            # A broken file must never look like "these schedules were removed": abort before the database.
-            problems = [p for p in loaded.problems if p.is_error]
-            return Outcome(1, err=[format_problems(problems, "text"), "error: validation failed; nothing planned"])
-        desired = loaded.schedules
+    source: provenance.SourceRepo | None = None
+    git: provenance.GitProvenance | None = None
+    if options.base and not options.dry_run:
+        return Outcome(1, err=["error: --base goes with --dry-run"])
+    try:
+        if options.plan_in is not None:
+            try:
+                desired, settings, expected = load_saved_plan(options.plan_in)
+                git = saved_provenance(options.plan_in)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                return Outcome(1, err=[f"error: cannot read saved plan {options.plan_in}: {exc}"])
+        else:
+            loaded = load_desired(options.directory, now=now)
+            if not loaded.ok:
+                # A broken file must never look like "these schedules were removed": abort before the database.
+                problems = [p for p in loaded.problems if p.is_error]
+                return Outcome(1, err=[format_problems(problems, "text"), "error: validation failed; nothing planned"])
+            source, desired, git = _git_context(options, loaded.schedules)
+    except provenance.GitError as exc:
+        return Outcome(1, err=[f"error: {exc}"])
+    if options.base and source is None:
+        return Outcome(1, err=[f"error: --base needs a git repository: {options.directory} is not inside one"])
+    if not options.dry_run and git is not None and git.dirty and not options.allow_dirty:
+        # The ledger would name a commit that does not hold what was applied.
+        return Outcome(1, err=[provenance.dirty_message(options.directory, git.dirty)])
+    if not options.dry_run and git is not None and options.apply.provenance.commit is None:
+        options = replace(
+            options, apply=replace(options.apply, provenance=applier.Provenance(git.recorded_commit, git.author))
+        )
     engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=options.dry_run)
     try:
         if options.dry_run:
             plan = applier.dry_run(engine, desired, settings, now)
             if expected and plan.fingerprint != expected:
                 return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
-            out = [render_plan(plan, options.fmt, color=options.color, verbose=options.verbose, target=target)]
+            origins: dict[str, str] = {}
+            if options.base and source is not None:
+                try:
+                    origins = provenance.branch_origins(source, options.base, plan, desired)
+                except provenance.GitError as exc:
+                    return Outcome(1, err=[f"error: {exc}"])
+            out = [
+                render_plan(
+                    plan,
+                    options.fmt,
+                    color=options.color,
+                    verbose=options.verbose,
+                    target=target,
+                    origins=origins,
+                )
+            ]
+            err: list[str] = []
             if options.plan_out is not None:
-                save_plan(options.plan_out, plan, desired, settings)
-                out.append(f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}")
-                if options.fmt == "json":
-                    out.pop()
+                save_plan(options.plan_out, plan, desired, settings, git)
+                saved = f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}"
+                # JSON and Markdown are piped into files and comments: keep the note out of them.
+                (err if options.fmt in ("json", "markdown") else out).append(saved)
             code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
-            return Outcome(code, out=out, plan=plan)
+            return Outcome(code, out=out, err=err, plan=plan, origins=origins, digest=review_digest(plan))
         apply_settings = options.apply
+        if options.expect_digest:
+            checked = _check_reviewed(engine, desired, settings, options, expected, now)
+            if isinstance(checked, Outcome):
+                return checked
+            expected = checked
         if expected:
-            from dataclasses import replace
-
             apply_settings = replace(apply_settings, expected_fingerprint=expected)
         try:
             result = applier.apply(engine, desired, settings, apply_settings)
@@ -144,8 +272,47 @@ def run(options: ReconcileOptions) -> Outcome:
                 if result.verified
                 else f"WARNING: {result.remaining} change(s) still pending after apply"
             )
-        return Outcome(0 if result.verified else 1, out=out, plan=result.plan)
+        return Outcome(0 if result.verified else 1, out=out, plan=result.plan, digest=review_digest(result.plan))
     except SQLAlchemyError as exc:  # the database edge: one clear line, never a traceback
         return Outcome(1, err=[f"error: database: {store.describe_db_error(exc)}"])
     finally:
         engine.dispose()
+
+
+def _check_reviewed(
+    engine: Any,
+    desired: list[DesiredSchedule],
+    settings: PlanSettings,
+    options: ReconcileOptions,
+    expected: str | None,
+    now: datetime,
+) -> str | Outcome:
+    """--expect-digest: plan first and compare with the reviewed digest; the fingerprint of that plan
+    then binds the apply (re-planned under the lock), so nothing can slip in between check and write.
+
+    Returns the fingerprint to apply under, or the refusal.
+    """
+    try:
+        applier.prepare(engine, options.apply.lock_timeout)  # an empty embedded database: plan what apply will see
+    except applier.ApplyError as exc:
+        return Outcome(exc.exit_code, err=[f"error: {exc}"])
+    plan = applier.dry_run(engine, desired, settings, now)
+    if expected and plan.fingerprint != expected:
+        return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
+    digest = review_digest(plan)
+    reviewed = options.expect_digest or ""
+    if digest != reviewed:
+        target = store.redact_url(options.db_url)
+        shown = render_plan(plan, options.fmt, color=options.color, verbose=options.verbose, target=target)
+        return Outcome(
+            3,
+            out=[shown],
+            err=[
+                f"error: the plan is not the reviewed one (digest {digest[:16]}, reviewed "
+                f"{reviewed[:16]}): the database drifted or other changes landed since the review; "
+                "nothing applied"
+            ],
+            plan=plan,
+            digest=digest,
+        )
+    return plan.fingerprint

@@ -85,8 +85,18 @@ def _change_lines(change: Change) -> list[str]:
     return lines
 
 
-def render_text(plan: Plan, *, color: bool = False, verbose: bool = False, target: str = "") -> str:
-    """The terminal rendering: Terraform-style symbols, changed fields old → new, next runs."""
+def render_text(
+    plan: Plan,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    target: str = "",
+    mark: Callable[[Change], str] | None = None,
+) -> str:
+    """The terminal rendering: Terraform-style symbols, changed fields old → new, next runs.
+
+    `mark` may label a change, as in `render_markdown` (shown in parentheses after its source).
+    """
 
     def paint(s: str, fg: str) -> str:
         if not color:
@@ -108,6 +118,9 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False, targe
             head += f" (was {change.previous_key})"
         if change.source:
             head += f"   [{change.source}]"
+        note = mark(change) if mark and change.touches_database else ""
+        if note:
+            head += f"   ({note})"
         out.append(paint(head, _COLOR[change.action]))
         out.extend(f"      {line}" for line in _change_lines(change))
     if plan.unmanaged:
