@@ -182,6 +182,18 @@ def _git_context(
     return source, provenance.with_repo_sources(desired, source), provenance.provenance_of(source)
 
 
+def _completed_keys(options: ReconcileOptions, settings: PlanSettings) -> frozenset[str]:
+    """Owned keys whose job row is gone: a fired `date` schedule among them is complete, not invalid."""
+    engine = store.connect(options.db_url, read_only=True)
+    try:
+        with engine.connect() as conn, conn.begin():
+            return store.absent_keys(conn, settings.namespace)
+    except SQLAlchemyError:
+        return frozenset()  # the database error is reported by the plan itself, one line
+    finally:
+        engine.dispose()
+
+
 def run(options: ReconcileOptions) -> Outcome:
     """The whole command, as data in and data out (the CLI only prints the outcome)."""
     now = datetime.now(UTC)
@@ -200,7 +212,7 @@ def run(options: ReconcileOptions) -> Outcome:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 return Outcome(1, err=[f"error: cannot read saved plan {options.plan_in}: {exc}"])
         else:
-            loaded = load_desired(options.directory, now=now)
+            loaded = load_desired(options.directory, now=now, completed=_completed_keys(options, settings))
             if not loaded.ok:
                 # A broken file must never look like "these schedules were removed": abort before the database.
                 problems = [p for p in loaded.problems if p.is_error]

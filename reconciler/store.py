@@ -359,6 +359,19 @@ def read_ledger(conn: Connection) -> list[LedgerEntry]:
     return entries
 
 
+def absent_keys(conn: Connection, namespace: str) -> frozenset[str]:
+    """Ledger keys of `namespace` that are enabled but have no job row (e.g. a `date` job that fired).
+
+    Read before the files are validated, so a fired one-off schedule is "completed", not an error.
+    """
+    if not ledger_exists(conn) or not has_schedule_tables(conn):
+        return frozenset()
+    ids = {row[0] for row in _fetch_all(conn, "SELECT id FROM apscheduler_jobs")}
+    return frozenset(
+        e.key for e in read_ledger(conn) if e.namespace == namespace and e.enabled and e.schedule_id not in ids
+    )
+
+
 def read_live_state(conn: Connection) -> LiveState:
     """One consistent read of jobs, ledger and workflows (call inside a transaction)."""
     if not has_schedule_tables(conn):

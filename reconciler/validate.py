@@ -84,7 +84,12 @@ def _check_timezone(name: str, loaded: LoadedFile, loc: PathKey) -> Problem | No
     return None
 
 
-def _check_file(loaded: LoadedFile, now: datetime, out: DesiredSet) -> list[tuple[DesiredSchedule, PathKey]]:
+PAST_RUN_DATE = "is in the past: it would never run"
+
+
+def _check_file(
+    loaded: LoadedFile, now: datetime, out: DesiredSet, completed: frozenset[str] = frozenset()
+) -> list[tuple[DesiredSchedule, PathKey]]:
     """Validate one parsed file; returns its resolved schedules with their path in the file."""
     doc = loaded.value
     if not isinstance(doc, dict):
@@ -135,6 +140,9 @@ def _check_file(loaded: LoadedFile, now: datetime, out: DesiredSet) -> list[tupl
                 out.problems.append(bad)
                 continue
         problems = triggers.trigger_problems(desired.trigger, desired.trigger_kwargs, desired.timezone, now=now)
+        if desired.key in completed:
+            # A date schedule that already fired is complete (its row removed itself), not an error.
+            problems = [p for p in problems if not (p[1][-1:] == ("run_date",) and PAST_RUN_DATE in p[2])]
         for severity, where, message in problems:
             loc: PathKey = (*base, "trigger_kwargs", *where) if where else (*base, "trigger")
             line, col = loaded.positions.locate(loc)
@@ -146,8 +154,12 @@ def _check_file(loaded: LoadedFile, now: datetime, out: DesiredSet) -> list[tupl
     return resolved
 
 
-def load_desired(directory: Path, *, now: datetime) -> DesiredSet:
-    """Read and check every schedule file below `directory` (no database needed)."""
+def load_desired(directory: Path, *, now: datetime, completed: frozenset[str] = frozenset()) -> DesiredSet:
+    """Read and check every schedule file below `directory` (no database needed).
+
+    `completed`: keys whose `date` schedule the ledger shows as already fired; their past run_date is
+    not an error (reconcile and `validate --db` know them, a plain `validate` cannot).
+    """
     out = DesiredSet()
     if not directory.is_dir():
         out.problems.append(error(display_path(directory), 0, 0, "schedules directory does not exist"))
@@ -159,7 +171,7 @@ def load_desired(directory: Path, *, now: datetime) -> DesiredSet:
         out.problems.extend(loaded.problems)
         if loaded.value is None:
             continue
-        for desired, base in _check_file(loaded, now, out):
+        for desired, base in _check_file(loaded, now, out, completed):
             line, col = loaded.positions.locate((*base, "key"))
             earlier = first_place.get(desired.key)
             if earlier is not None:
@@ -291,11 +303,14 @@ def workflow_problems(schedules: Sequence[DesiredSchedule], workflows: Sequence[
     return found
 
 
-def run_validate(directory: Path, *, db_url: str | None, fmt: str) -> tuple[int, list[str], list[str]]:
+def run_validate(
+    directory: Path, *, db_url: str | None, fmt: str, namespace: str = "default"
+) -> tuple[int, list[str], list[str]]:
     """The `validate` command: (exit code, stdout lines, stderr lines)."""
 
-    desired = load_desired(directory, now=datetime.now(UTC))
-    if db_url and desired.ok:
+    workflows: list[Any] | None = None
+    completed: frozenset[str] = frozenset()
+    if db_url:
         from sqlalchemy.exc import SQLAlchemyError
 
         from reconciler import store
@@ -303,12 +318,15 @@ def run_validate(directory: Path, *, db_url: str | None, fmt: str) -> tuple[int,
         engine = store.connect(db_url, read_only=True)
         try:
             with engine.connect() as conn, conn.begin():
-                wfs = store.read_workflows(conn) if store.has_schedule_tables(conn) else []
+                workflows = store.read_workflows(conn) if store.has_schedule_tables(conn) else []
+                completed = store.absent_keys(conn, namespace)
         except SQLAlchemyError as exc:
             return 1, [], [f"error: database: {store.describe_db_error(exc)}"]
         finally:
             engine.dispose()
-        desired.problems.extend(workflow_problems(desired.schedules, wfs))
+    desired = load_desired(directory, now=datetime.now(UTC), completed=completed)
+    if workflows is not None and desired.ok:
+        desired.problems.extend(workflow_problems(desired.schedules, workflows))
     code = 0 if desired.ok else 1
     out: list[str] = []
     if fmt == "json":

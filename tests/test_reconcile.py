@@ -426,3 +426,27 @@ def test_interval_phase_survives_equal_respec(db_url: str, tmp_path: Path) -> No
     assert jobs(db_url) == first
     state = load_job_state(first[schedule_id_for("default", "i")][1])
     assert state["next_run_time"] - datetime.now(UTC) > timedelta(hours=23)
+
+
+def test_fired_date_schedule_is_completed_not_an_error(db_url: str, tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    run_date = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    write_schedules(d, schedule("once", trigger="date", trigger_kwargs={"run_date": run_date}), schedule("other"))
+    assert reconcile(d, db_url).exit_code == 0
+    once_id = schedule_id_for("default", "once")
+    # The scheduler fires it and removes the row, as APScheduler does with a date job; time moves on.
+    engine = store.connect(db_url)
+    with store.write_transaction(engine) as conn:
+        conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == once_id))
+    engine.dispose()
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    write_schedules(d, schedule("once", trigger="date", trigger_kwargs={"run_date": past}), schedule("other"))
+    plan = reconcile(d, db_url, dry_run=True, detailed_exitcode=True)
+    assert plan.exit_code == 0, plan.err
+    assert plan.plan is not None
+    (change,) = [c for c in plan.plan.changes if c.key == "once"]
+    assert change.completed and change.action.value == "noop"
+    # A date in the past that was never applied is still an error.
+    write_schedules(d, schedule("never", trigger="date", trigger_kwargs={"run_date": past}), schedule("other"))
+    refused = reconcile(d, db_url, dry_run=True)
+    assert refused.exit_code == 1 and "in the past" in refused.err[0]
