@@ -115,6 +115,27 @@ def reconcile(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list unchanged schedules.")] = False,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option("--allow-dirty", help="Apply even with uncommitted schedule files (recorded as <sha>-dirty)."),
+    ] = False,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="With --dry-run: a git revision (e.g. origin/main); mark each change as made by this branch "
+            "or elsewhere (drift, other branches).",
+            show_default=False,
+        ),
+    ] = None,
+    expect_digest: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-digest",
+            help="Apply only if the plan's review digest equals this one (from the reviewed PR); else exit 3.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
@@ -127,6 +148,10 @@ def reconcile(
         _finish(1, [], ["error: --plan-out goes with --dry-run (apply the saved plan with --plan)"])
     if plan_in is not None and dry_run:
         _finish(1, [], ["error: --plan applies a saved plan; drop --dry-run"])
+    if base is not None and not dry_run:
+        _finish(1, [], ["error: --base goes with --dry-run"])
+    if expect_digest is not None and dry_run:
+        _finish(1, [], ["error: --expect-digest guards an apply; drop --dry-run"])
     options = ReconcileOptions(
         directory=directory,
         db_url=store.resolve_db_url(db),
@@ -144,9 +169,34 @@ def reconcile(
         apply=ApplySettings(guard_seconds=guard_seconds, lock_timeout=lock_timeout, redis_url=redis),
         color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
         verbose=verbose,
+        allow_dirty=allow_dirty,
+        base=base,
+        expect_digest=expect_digest,
     )
     outcome = run(options)
     _finish(outcome.exit_code, outcome.out, outcome.err)
+
+
+@app.command()
+def status(
+    directory: DirectoryArg = Path("schedules.d"),
+    db: DbOption = None,
+    namespace: NamespaceOption = "default",
+    func: FuncOption = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Last applied commit vs HEAD, and whether the database drifted. Read-only.
+
+    Exit 0 in sync; 2 HEAD has changes not yet applied, or the database drifted; 1 error.
+    """
+    from reconciler import store
+    from reconciler.jobstate import ORCHESTRATOR_FUNC
+    from reconciler.plan import PlanSettings
+    from reconciler.status import run_status
+
+    settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
+    code, out, err = run_status(directory, store.resolve_db_url(db), settings, "json" if fmt is Format.json else "text")
+    _finish(code, out, err)
 
 
 @app.command("load-initial-schedule")
@@ -156,7 +206,7 @@ def load_initial_schedule(
         typer.Option("--from", help="Python files or packages with legacy decorators (read with ast, never run)."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the YAML files.")] = Path("schedules.d"),
-    no_core: Annotated[bool, typer.Option("--no-core", help="Leave out orchestrator-core's initial schedules.")] = False,
+    no_core: Annotated[bool, typer.Option("--no-core", help="Leave out core's initial schedules.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the files would change.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything could not be migrated.")] = False,
@@ -170,6 +220,171 @@ def load_initial_schedule(
         [str(x) for x in result.lines if x.level is Level.INFO],
         [str(x) for x in result.lines if x.level is not Level.INFO],
     )
+
+
+@app.command("import")
+def import_schedules(
+    out: Annotated[Path, typer.Option("--out", help="The schedules directory to write into.")] = Path("schedules.d"),
+    db: DbOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the file if it differs.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the file would change.")] = False,
+    func: Annotated[
+        str | None,
+        typer.Option("--func", help="The job function that marks API-created jobs (default: orchestrator-core's)."),
+    ] = None,
+) -> None:
+    """Write imported.yaml for jobs created through orchestrator-core's API/UI; reconcile then adopts them."""
+    from reconciler import store
+    from reconciler.importer import run
+    from reconciler.jobstate import ORCHESTRATOR_FUNC
+    from reconciler.load_initial import Level
+
+    result = run(out, store.resolve_db_url(db), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
+    _finish(
+        result.exit_code,
+        [str(x) for x in result.lines if x.level is Level.INFO],
+        [str(x) for x in result.lines if x.level is not Level.INFO],
+    )
+
+
+STARTER_HELP = (
+    "How workflows are started: auto (default) = orchestrator-core in this process when it is importable "
+    "and configured (run as `python main.py schedules run`), else its REST API when --orchestrator-url is set, "
+    "else an error; 'orchestrator'; 'rest'; or 'command:ARGV', a local command that reads "
+    '{"workflow_name", "user_inputs", "schedule_id", "scheduled_time", "key"} as JSON on stdin (exit 0 = started).'
+)
+StarterOption = Annotated[str, typer.Option("--starter", envvar="RECONCILER_STARTER", help=STARTER_HELP)]
+OrchestratorUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--orchestrator-url",
+        envvar="ORCHESTRATOR_URL",
+        help="orchestrator-core's base URL for the REST starter (POST {url}/api/processes/{workflow_name}).",
+        show_default=False,
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="ORCHESTRATOR_TOKEN",
+        help="Bearer token for the REST starter (prefer the env var; it is never printed).",
+        show_default=False,
+    ),
+]
+StartTimeoutOption = Annotated[
+    float, typer.Option("--start-timeout", help="Seconds a REST call or start command may take.")
+]
+RunnableFuncOption = Annotated[
+    str | None,
+    typer.Option(
+        "--func",
+        help="Also start jobs whose func is this reference (as written by `reconcile --func`); "
+        "orchestrator-core's scheduler task always is.",
+        show_default=False,
+    ),
+]
+
+
+@app.command("run")
+def run_command(
+    db: DbOption = None,
+    starter: StarterOption = "auto",
+    orchestrator_url: OrchestratorUrlOption = None,
+    token: TokenOption = None,
+    func: RunnableFuncOption = None,
+    lease_seconds: Annotated[
+        float,
+        typer.Option("--lease-seconds", help="SQLite: a standby takes over this long after the leader died."),
+    ] = 10.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="Seconds between change checks and standby lock attempts.")
+    ] = 0.5,
+    workers: Annotated[int, typer.Option("--workers", help="Starts that may run at the same time.")] = 4,
+    max_wait: Annotated[
+        float, typer.Option("--max-wait", help="Re-read the table at least this often, even without a change signal.")
+    ] = 10.0,
+    start_timeout: StartTimeoutOption = 60.0,
+    log_format: Annotated[str, typer.Option("--log-format", help="json (one object per line) or console.")] = "json",
+) -> None:
+    """Run the schedules: an APScheduler runner on the same tables, one active per database.
+
+    A second runner waits as standby and takes over when the leader dies. Changes made by `reconcile`
+    are picked up within a second (PostgreSQL LISTEN/NOTIFY, SQLite polling). SIGTERM/SIGINT stop it
+    gracefully: no new starts, starts under way finish, exit 0. Logs are structured, one line per start.
+    """
+    from reconciler import store
+    from reconciler.runner import RunnerOptions, run_runner, runnable
+    from reconciler.starters import StarterConfigError, StarterOptions, make_starter
+
+    if log_format not in ("json", "console"):
+        _finish(1, [], ["error: --log-format is json or console"])
+    try:
+        chosen = make_starter(StarterOptions(starter, orchestrator_url, token, start_timeout))
+    except StarterConfigError as exc:
+        _finish(1, [], [f"error: {store.redact(str(exc), token)}"])
+    options = RunnerOptions(
+        db_url=store.resolve_db_url(db),
+        runnable_funcs=runnable([func] if func else None),
+        lease_seconds=lease_seconds,
+        poll_interval=poll_interval,
+        workers=workers,
+        max_wait=max_wait,
+    )
+    raise typer.Exit(run_runner(options, chosen, log_format=log_format))
+
+
+@app.command("show-schedule")
+def show_schedule(
+    directory: Annotated[
+        Path,
+        typer.Argument(help="The schedules directory, to tell drift from pending changes (used when it exists)."),
+    ] = Path("schedules.d"),
+    db: DbOption = None,
+    namespace: NamespaceOption = "default",
+    func: FuncOption = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Table of all jobs: key, name, workflow, trigger, next run, source, drift. Read-only."""
+    from reconciler import store
+    from reconciler.jobstate import ORCHESTRATOR_FUNC
+    from reconciler.show_schedule import run_show_schedule
+
+    code, out, err = run_show_schedule(
+        store.resolve_db_url(db),
+        directory=directory,
+        fmt=fmt.value,
+        namespace=namespace,
+        func=func or ORCHESTRATOR_FUNC,
+    )
+    _finish(code, out, err)
+
+
+@app.command("force")
+def force_command(
+    key: Annotated[str, typer.Argument(help="A schedule key (from the ledger) or a job id.")],
+    db: DbOption = None,
+    starter: StarterOption = "auto",
+    orchestrator_url: OrchestratorUrlOption = None,
+    token: TokenOption = None,
+    namespace: NamespaceOption = "default",
+    func: RunnableFuncOption = None,
+    start_timeout: StartTimeoutOption = 60.0,
+) -> None:
+    """Start that schedule's workflow now, through the same starter as `run`. Exit 0 started, 1 not."""
+    from reconciler import store
+    from reconciler.force import run_force
+    from reconciler.runner import runnable
+    from reconciler.starters import StarterOptions
+
+    code, out, err = run_force(
+        store.resolve_db_url(db),
+        key,
+        StarterOptions(starter, orchestrator_url, token, start_timeout),
+        namespace=namespace,
+        funcs=runnable([func] if func else None),
+    )
+    _finish(code, out, err)
 
 
 def main() -> None:
