@@ -10,6 +10,7 @@ Heavy modules (SQLAlchemy, APScheduler) are imported inside the commands, so `--
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from enum import StrEnum
@@ -387,8 +388,19 @@ def force_command(
     _finish(code, out, err)
 
 
+def tune_gc() -> None:
+    """Fewer full garbage collections: a plan of 50,000 schedules builds millions of acyclic objects.
+
+    With the default thresholds the collector rescans the whole growing heap again and again (validating
+    50,000 schedules took 2.9 s instead of 1.8 s). The objects alive at start-up are frozen out of it.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main() -> None:
     """Console-script entry point: a clear one-line error instead of a traceback."""
+    tune_gc()
     try:
         app()
     except SystemExit:

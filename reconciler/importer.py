@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import legacy, store, triggers, yaml_writer
 from reconciler.jobstate import ORCHESTRATOR_FUNC
-from reconciler.load_initial import Level, OutputFile, ReportLine, Result, write_outputs
+from reconciler.load_initial import Level, OutputFile, ReportLine, Result, shown_path, write_outputs
 from reconciler.loader import LoadedFile, load_file, schedule_files
 from reconciler.plan import decode
 from reconciler.problems import Severity
@@ -410,11 +410,7 @@ def run(
     base = Path(os.path.abspath(cwd or Path.cwd()))
 
     def display(path: Path) -> str:
-        absolute = Path(os.path.abspath(base / path))
-        try:
-            return absolute.relative_to(base).as_posix()
-        except ValueError:
-            return absolute.as_posix()
+        return shown_path(path, base)
 
     result = Result(EXIT_OK)
     moment = now or datetime.now(UTC)

@@ -71,6 +71,15 @@ class Result:
     files: list[OutputFile] = field(default_factory=list)
 
 
+def shown_path(path: Path, base: Path) -> str:
+    """`path` as the report shows it: relative to `base` when below it, else absolute."""
+    absolute = Path(os.path.abspath(base / path))
+    try:
+        return absolute.relative_to(base).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
 def run(
     sources: Sequence[Path] = (),
     out: Path = DEFAULT_OUT,
@@ -94,11 +103,7 @@ def run(
     base = Path(os.path.abspath(cwd or Path.cwd()))
 
     def display(path: Path) -> str:
-        absolute = Path(os.path.abspath(base / path))
-        try:
-            return absolute.relative_to(base).as_posix()
-        except ValueError:
-            return absolute.as_posix()
+        return shown_path(path, base)
 
     result = Result(EXIT_OK)
     missing = [s for s in sources if not (base / s).exists()]

@@ -337,20 +337,7 @@ class _Planner:
             warnings.append(f"schedule_id {desired.schedule_id} ignored: the key already owns {entry.schedule_id}")
         self.claimed.add(schedule_id)
         live = self.jobs.get(schedule_id)
-        base = Change(
-            key=desired.key,
-            action=action,
-            schedule_id=schedule_id,
-            desired=desired,
-            previous_key=previous_key,
-            source=source,
-            link_workflow_id=workflow.workflow_id if workflow else None,
-            name=name,
-            spec_hash=digest,
-        )
-        fields: list[FieldChange] = []
-        if previous_key:
-            fields.append(FieldChange("key", previous_key, desired.key))
+        link = workflow.workflow_id if workflow else None
 
         # Fast path: the row is byte for byte what we last wrote, from the same spec: nothing to decode.
         if (
@@ -362,7 +349,23 @@ class _Planner:
             and desired.enabled
         ):
             self.identities[live.id] = digest
-            return replace(base, action=Action.NOOP, warnings=tuple(warnings))
+            return Change(desired.key, Action.NOOP, schedule_id, warnings=tuple(warnings), desired=desired,
+                          source=source, link_workflow_id=link, name=name, spec_hash=digest)  # fmt: skip
+
+        base = Change(
+            key=desired.key,
+            action=action,
+            schedule_id=schedule_id,
+            desired=desired,
+            previous_key=previous_key,
+            source=source,
+            link_workflow_id=link,
+            name=name,
+            spec_hash=digest,
+        )
+        fields: list[FieldChange] = []
+        if previous_key:
+            fields.append(FieldChange("key", previous_key, desired.key))
 
         trigger = triggers.build_trigger(desired.trigger, desired.trigger_kwargs, desired.timezone, now=self.now)
         after_view = _desired_view(desired, name, trigger)
@@ -521,24 +524,16 @@ class _Planner:
             else:
                 self.identities[live.id] = live.row_hash
         source = f"{entry.source_path}:{entry.source_line}" if entry.source_path else None
-        if entry.protect:
-            return Change(
-                key=entry.key,
-                action=Action.NOOP,
-                schedule_id=entry.schedule_id,
-                before=before,
-                source=source,
-                next_runs_before=runs,
-                warnings=("protect: true — removed from the files but kept; set protect: false to delete it",),
-            )
+        kept = ("protect: true — removed from the files but kept; set protect: false to delete it",)
         return Change(
             key=entry.key,
-            action=Action.DELETE,
+            action=Action.NOOP if entry.protect else Action.DELETE,
             schedule_id=entry.schedule_id,
             before=before,
             source=source,
             next_runs_before=runs,
-            remove_row=live is not None,
+            warnings=kept if entry.protect else (),
+            remove_row=live is not None and not entry.protect,
         )
 
     # -- everything else ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ job row first, then its linker row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -131,7 +132,7 @@ class LiveJob:
     job_state: bytes
     workflow_ids: tuple[str, ...]
 
-    @property
+    @functools.cached_property
     def row_hash(self) -> str:
         return row_hash(self.job_state, self.next_run_time)
 
