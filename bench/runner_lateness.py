@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shlex
 import signal
 import statistics
@@ -27,23 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from reconciler import store  # noqa: E402
+from bench.run import database  # noqa: E402
 from reconciler.apply import ApplySettings  # noqa: E402
 from reconciler.reconcile import ReconcileOptions, run  # noqa: E402
 
-PG_ADMIN = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 STARTER = """\
 import json, sys, time
 received = time.time()
@@ -59,28 +52,6 @@ schedules:
     trigger: interval
     trigger_kwargs: {seconds: 1}
 """
-
-
-@contextmanager
-def database(backend: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    name = f"bench_lateness_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    engine = store.connect(url)
-    with store.write_transaction(engine) as conn:
-        store.create_compatible_tables(conn)  # what orchestrator-core's migrations would have created
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def measure(backend: str, runs: int) -> tuple[list[float], list[float]]:
