@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconciler import apply as applier
 from reconciler import provenance, render, store
 from reconciler.plan import Action, Change, Plan, PlanSettings
+from reconciler.problems import Problem
 from reconciler.spec import DesiredSchedule, SourceLocation
 from reconciler.validate import as_plain, format_problems, load_desired
 
@@ -182,6 +183,13 @@ def _git_context(
     return source, provenance.with_repo_sources(desired, source), provenance.provenance_of(source)
 
 
+def _warning_lines(warnings: list[Problem], fmt: str) -> list[str]:
+    # On stderr, so JSON and Markdown on stdout stay clean; annotations when GitHub reads them.
+    if not warnings:
+        return []
+    return [format_problems(warnings, "github" if fmt == "github" else "text")]
+
+
 def _completed_keys(options: ReconcileOptions, settings: PlanSettings) -> frozenset[str]:
     """Owned keys whose job row is gone: a fired `date` schedule among them is complete, not invalid."""
     engine = store.connect(options.db_url, read_only=True)
@@ -200,6 +208,7 @@ def run(options: ReconcileOptions) -> Outcome:
     target = store.redact_url(options.db_url)
     settings = options.settings
     expected = None
+    warnings: list[Problem] = []  # validation warnings (DST, weekday numbering): shown with the plan
     source: provenance.SourceRepo | None = None
     git: provenance.GitProvenance | None = None
     if options.base and not options.dry_run:
@@ -218,6 +227,7 @@ def run(options: ReconcileOptions) -> Outcome:
                 problems = [p for p in loaded.problems if p.is_error]
                 return Outcome(1, err=[format_problems(problems, "text"), "error: validation failed; nothing planned"])
             source, desired, git = _git_context(options, loaded.schedules)
+            warnings = [p for p in loaded.problems if not p.is_error]
     except provenance.GitError as exc:
         return Outcome(1, err=[f"error: {exc}"])
     if options.base and source is None:
@@ -258,6 +268,7 @@ def run(options: ReconcileOptions) -> Outcome:
                 # JSON and Markdown are piped into files and comments: keep the note out of them.
                 (err if options.fmt in ("json", "markdown") else out).append(saved)
             code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
+            err = _warning_lines(warnings, options.fmt) + err
             return Outcome(code, out=out, err=err, plan=plan, origins=origins, digest=review_digest(plan))
         apply_settings = options.apply
         if options.expect_digest:
@@ -284,7 +295,13 @@ def run(options: ReconcileOptions) -> Outcome:
                 if result.verified
                 else f"WARNING: {result.remaining} change(s) still pending after apply"
             )
-        return Outcome(0 if result.verified else 1, out=out, plan=result.plan, digest=review_digest(result.plan))
+        return Outcome(
+            0 if result.verified else 1,
+            out=out,
+            err=_warning_lines(warnings, options.fmt),
+            plan=result.plan,
+            digest=review_digest(result.plan),
+        )
     except SQLAlchemyError as exc:  # the database edge: one clear line, never a traceback
         return Outcome(1, err=[f"error: database: {store.describe_db_error(exc)}"])
     finally:

@@ -77,6 +77,8 @@ def _change_lines(change: Change) -> list[str]:
     if change.next_runs_before and change.next_runs_after and change.next_runs_before != change.next_runs_after:
         lines.append("next runs: " + ", ".join(_short_time(t) for t in change.next_runs_before))
         lines.append("        → " + ", ".join(_short_time(t) for t in change.next_runs_after))
+    elif change.next_runs_before and change.next_runs_before == change.next_runs_after:
+        lines.append("next runs (unchanged): " + ", ".join(_short_time(t) for t in change.next_runs_before))
     elif change.next_runs_after:
         lines.append("next runs: " + ", ".join(_short_time(t) for t in change.next_runs_after))
     elif change.next_runs_before and change.action is not Action.DELETE:

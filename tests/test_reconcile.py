@@ -450,3 +450,16 @@ def test_fired_date_schedule_is_completed_not_an_error(db_url: str, tmp_path: Pa
     write_schedules(d, schedule("never", trigger="date", trigger_kwargs={"run_date": past}), schedule("other"))
     refused = reconcile(d, db_url, dry_run=True)
     assert refused.exit_code == 1 and "in the past" in refused.err[0]
+
+
+def test_plan_shows_validation_warnings_and_unchanged_runs(db_url: str, tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    dow = schedule("dow", trigger="cron", trigger_kwargs={"day_of_week": "1-5", "hour": 7})
+    write_schedules(d, dow, schedule("n", name="Old"))
+    assert reconcile(d, db_url).exit_code == 0
+    write_schedules(d, dow, schedule("n", name="New"))
+    plan = reconcile(d, db_url, dry_run=True)
+    assert plan.exit_code == 0
+    assert any("day_of_week '1-5' is APScheduler numbering" in line for line in plan.err), plan.err
+    assert 'name: "Old" → "New"' in plan.out[0]
+    assert "next runs (unchanged): " in plan.out[0]
