@@ -82,10 +82,6 @@ def run_force(
     funcs: tuple[str, ...] = (ORCHESTRATOR_FUNC,),
 ) -> tuple[int, list[str], list[str]]:
     """The whole command: exit code, stdout lines, stderr lines (one clear line on failure)."""
-    try:
-        starter = make_starter(starter_options)
-    except StarterConfigError as exc:
-        return 1, [], [f"error: {store.redact(str(exc), starter_options.token)}"]
     engine = store.connect(db_url, read_only=True)
     try:
         with engine.connect() as conn, conn.begin():
@@ -98,6 +94,11 @@ def run_force(
     finally:
         engine.dispose()
     label = request.key or request.schedule_id
+    try:
+        # After the lookup: an unknown key is the first thing to hear about, whatever the starter.
+        starter = make_starter(starter_options)
+    except StarterConfigError as exc:
+        return 1, [], [f"error: {store.redact(str(exc), starter_options.token)}"]
     try:
         result = starter.start(request)
     except StartError as exc:
