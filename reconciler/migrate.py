@@ -20,10 +20,3 @@ def upgrade(conn: Connection) -> None:
     """Run pending migrations on `conn` (own version table; orchestrator-core's is never touched)."""
     command.upgrade(_config(conn), "head")
 
-
-def current_revision(conn: Connection) -> str | None:
-    """The ledger schema revision, or None when the reconciler has never migrated this database."""
-    from alembic.runtime.migration import MigrationContext
-
-    ctx = MigrationContext.configure(conn, opts={"version_table": "reconciler_alembic_version"})
-    return ctx.get_current_revision()

@@ -42,7 +42,3 @@ def warning(path: str, line: int, column: int, message: str) -> Problem:
     """A warning at a position."""
     return Problem(path, line, column, Severity.WARNING, message)
 
-
-def has_errors(problems: list[Problem]) -> bool:
-    """True when any problem is an error."""
-    return any(p.is_error for p in problems)

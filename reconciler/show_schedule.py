@@ -21,7 +21,7 @@ import json
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconciler import store, triggers
 from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.plan import Action, Change, PlanSettings, compute_plan, decode
+from reconciler.provenance import describe_entry
 from reconciler.spec import DesiredSchedule
 
 FORMAT_VERSION = 1
@@ -53,6 +54,7 @@ class ScheduleLine:
     source: str
     drift: str
     detail: str | None = None
+    applied: str = ""  # where a managed schedule came from: path:line @ commit by author
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -174,6 +176,10 @@ def collect(
                 + ("" if change is not None else " (deleted, or a date schedule that has fired)"),
             )
         )
+    lines = [
+        replace(line, applied=describe_entry(ledger_by_id[line.id])) if line.id in ledger_by_id else line
+        for line in lines
+    ]
     return sorted(lines, key=lambda line: line.sort_key)
 
 
@@ -194,10 +200,11 @@ def _columns(line: ScheduleLine) -> list[str]:
         _utc_text(line.next_run_utc) or paused,
         line.source,
         line.drift,
+        line.applied,
     ]
 
 
-HEADERS = ["key", "name", "workflow", "trigger", "next run (local)", "next run (UTC)", "source", "drift"]
+HEADERS = ["key", "name", "workflow", "trigger", "next run (local)", "next run (UTC)", "source", "drift", "applied"]
 
 
 def render_text(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:

@@ -20,6 +20,7 @@ from reconciler import action, provenance, render, store
 from reconciler.cli import app
 from reconciler.plan import Action, Change, Plan, PlanSettings, schedule_id_for
 from reconciler.reconcile import review_digest
+from reconciler.show_schedule import run_show_schedule
 from reconciler.status import run_status
 from tests.conftest import init_compatible
 from tests.test_reconcile import reconcile, schedule, write_schedules
@@ -112,6 +113,13 @@ def test_apply_records_commit_author_and_repo_relative_source(db_url: str, repo:
     # The helper show-schedule uses for its source column.
     assert provenance.describe_entry(entries["alpha"]) == f"schedules.d/a.yaml:2 @ {sha[:12]} by {JANE}"
     assert provenance.entry_provenance(entries["beta"])["applied_commit"] == sha
+    # show-schedule shows it, in the table and in JSON.
+    code, shown, _ = run_show_schedule(db_url, directory=d, fmt="json")
+    assert code == 0
+    applied = {job["key"]: job["applied"] for job in json.loads(shown[0])["jobs"]}
+    assert applied["alpha"] == f"schedules.d/a.yaml:2 @ {sha[:12]} by {JANE}"
+    code, table, _ = run_show_schedule(db_url, directory=d, fmt="text")
+    assert code == 0 and f"@ {sha[:12]}" in "\n".join(table)
 
     # Bob changes beta only: beta's entry names Bob's commit, alpha keeps the commit that last set it.
     write_schedules(d, schedule("beta", trigger="cron", trigger_kwargs={"hour": 4}), name="b.yaml")
