@@ -19,4 +19,3 @@ def _config(conn: Connection) -> Config:
 def upgrade(conn: Connection) -> None:
     """Run pending migrations on `conn` (own version table; orchestrator-core's is never touched)."""
     command.upgrade(_config(conn), "head")
-

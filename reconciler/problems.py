@@ -41,4 +41,3 @@ def error(path: str, line: int, column: int, message: str) -> Problem:
 def warning(path: str, line: int, column: int, message: str) -> Problem:
     """A warning at a position."""
     return Problem(path, line, column, Severity.WARNING, message)
-
