@@ -635,3 +635,55 @@ def wait_for(condition: Callable[[], bool], timeout: float, log: Callable[[], st
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s; scheduler log:\n{log()[-6000:]}")
+
+
+def test_force_with_the_orchestrator_starter_starts_a_real_process(compat: Compat) -> None:
+    # `schedules force --starter orchestrator` outside an orchestrator main.py: it configures orchestrator-core
+    # from its own settings (DATABASE_URI, ...) and calls its start_process, as its scheduler task does.
+    before = {p["pid"] for p in processes(compat.url)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "force",
+            "compat-interval",
+            "--db",
+            compat.url,
+            "--starter",
+            "orchestrator",
+        ],
+        cwd=REPO,
+        env=compat.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = ANSI.sub("", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, output[-4000:]
+    assert "Started task_clean_up_tasks for compat-interval" in proc.stdout, output[-4000:]
+    started = [p for p in processes(compat.url) if p["pid"] not in before]
+    assert [p["workflow"] for p in started] == ["task_clean_up_tasks"], started
+    assert started[0]["created_by"] == "SYSTEM" and started[0]["is_task"] is True, started
+    assert str(started[0]["pid"]) in proc.stdout  # the process id force reports is the one that ran
+    # force never reschedules
+    assert job_rows(compat.url) == compat.rows_after_first
+
+
+def test_force_with_the_orchestrator_starter_fails_with_one_line_for_an_unregistered_workflow(
+    compat: Compat,
+) -> None:
+    # The probe task is registered only in the project's own code (tests/orchestrator_side.py), which this
+    # process never imports: orchestrator-core refuses, and force says so in one line with exit 1.
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconciler", "force", "compat-or", "--db", compat.url, "--starter", "orchestrator"],
+        cwd=REPO,
+        env=compat.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "task_reconciler_probe" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
