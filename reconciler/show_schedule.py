@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -200,10 +201,11 @@ def _columns(line: ScheduleLine) -> list[str]:
         _utc_text(line.next_run_utc) or paused,
         line.source,
         line.drift,
-        line.applied,
+        _EMAIL.sub("", line.applied),  # the table keeps the author's name; JSON has the full author
     ]
 
 
+_EMAIL = re.compile(r"\s*<[^>]*>")
 HEADERS = ["key", "name", "workflow", "trigger", "next run (local)", "next run (UTC)", "source", "drift", "applied"]
 
 
