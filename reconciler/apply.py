@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from reconciler import migrate, store, triggers
 from reconciler.jobstate import JobRow, build_job_row, load_job_state
-from reconciler.plan import Action, Change, Plan, PlanSettings, compute_plan, resolved_name, spec_hash
+from reconciler.plan import Action, Change, Plan, PlanSettings, compute_plan
 from reconciler.spec import DesiredSchedule
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,6 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
     jobs = {j.id: j for j in live.jobs}
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
     ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
-    workflows = {w.name: w for w in live.workflows if not w.deleted}
     out = _Writes()
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
@@ -132,8 +131,9 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
         desired = change.desired
         if desired is None:
             continue  # protected leftovers: nothing to write
-        name = change.name or resolved_name(desired, workflows.get(desired.workflow_name))
-        digest = change.spec_hash or spec_hash(desired, name, settings)
+        # The plan resolved the name and hashed the spec of every declared schedule.
+        assert change.name is not None and change.spec_hash is not None
+        name, digest = change.name, change.spec_hash
         row_hash = job.row_hash if job is not None else None
         if change.remove_row:
             out.deletes.append(change.schedule_id)
@@ -144,7 +144,7 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
             row_hash = row.row_hash
             out.woken_candidates.append((row.id, name))
         if desired.enabled and change.link_workflow_id and not change.remove_row:
-            existing = job.workflow_ids if job is not None and not change.remove_row else ()
+            existing = job.workflow_ids if job is not None else ()
             if change.link_workflow_id not in existing:
                 out.add_links.append((change.link_workflow_id, change.schedule_id))
             out.drop_links.extend((w, change.schedule_id) for w in existing if w != change.link_workflow_id)

@@ -310,11 +310,16 @@ def _fetch_all(conn: Connection, sql: str) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
+def _uuid_text(value: Any) -> str:
+    # psycopg hands back uuid.UUID; SQLite stores SQLAlchemy's Uuid as 32 hex digits without dashes.
+    return str(value) if isinstance(value, uuid.UUID) else str(uuid.UUID(str(value)))
+
+
 def read_jobs(conn: Connection) -> list[LiveJob]:
     """Every `apscheduler_jobs` row, raw, with the workflow ids linked to it."""
     links: dict[str, list[str]] = {}
     for wid, sid in _fetch_all(conn, "SELECT workflow_id, schedule_id FROM workflows_apscheduler_jobs"):
-        links.setdefault(sid, []).append(str(uuid.UUID(str(wid))) if not isinstance(wid, uuid.UUID) else str(wid))
+        links.setdefault(sid, []).append(_uuid_text(wid))
     rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
     return [LiveJob(i, n, bytes(b), tuple(sorted(links.get(i, ())))) for i, n, b in rows]
 
@@ -334,7 +339,7 @@ def read_row_digests(conn: Connection) -> dict[str, tuple[float | None, str]]:
 def read_links(conn: Connection) -> set[tuple[str, str]]:
     """Every (workflow_id, schedule_id) linker row, ids as canonical strings."""
     rows = _fetch_all(conn, "SELECT workflow_id, schedule_id FROM workflows_apscheduler_jobs")
-    return {(str(uuid.UUID(str(w))), s) for w, s in rows}
+    return {(_uuid_text(w), s) for w, s in rows}
 
 
 def ledger_exists(conn: Connection) -> bool:

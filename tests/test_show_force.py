@@ -31,6 +31,8 @@ from reconciler.apply import ApplySettings
 from reconciler.jobstate import build_job_row, load_job_state, repickle
 from reconciler.plan import PlanSettings, schedule_id_for
 from reconciler.reconcile import ReconcileOptions, run
+from tests.test_reconcile import schedule as spec
+from tests.test_reconcile import write_schedules
 
 REPO = Path(__file__).resolve().parent.parent
 STARTER = Path(__file__).resolve().with_name("runner_starter.py")
@@ -46,22 +48,6 @@ def schedules_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def command_starter(out: Path, *extra: str) -> str:
     return "command:" + shlex.join([sys.executable, str(STARTER), str(out), *extra])
-
-
-def spec(key: str, **fields: Any) -> str:
-    body: dict[str, Any] = {
-        "key": key,
-        "workflow_name": "task_clean_up_tasks",
-        "trigger": "interval",
-        "trigger_kwargs": {"hours": 1},
-    }
-    body.update(fields)
-    return json.dumps(body)
-
-
-def write_schedules(directory: Path, *specs: str) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "main.yaml").write_text("schedules:\n" + "".join(f"  - {s}\n" for s in specs))
 
 
 @dataclass
