@@ -123,6 +123,28 @@ class _Walker:
             return self._mapping(node, depth, via_alias)
         raise _TooBig(f"unsupported YAML node {type(node).__name__}", node.start_mark)
 
+    def walk_plain(self, node: yaml.Node, depth: int = 0) -> Any:
+        """`walk` for a file without anchors or merge keys (most files): no alias bookkeeping needed."""
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"nesting deeper than {MAX_DEPTH} levels", node.start_mark)
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            if node.tag == _STR_TAG:
+                return node.value
+            build = _constructor.yaml_constructors.get(node.tag) or _constructor.yaml_constructors[None]
+            return build(_constructor, node)
+        if kind is yaml.SequenceNode:
+            return [self.walk_plain(item, depth + 1) for item in node.value]
+        if not isinstance(node, yaml.MappingNode):
+            raise _TooBig(f"unsupported YAML node {kind.__name__}", node.start_mark)
+        pairs = node.value
+        if all(type(k) is yaml.ScalarNode and k.tag == _STR_TAG for k, _ in pairs):
+            result = {k.value: self.walk_plain(v, depth + 1) for k, v in pairs}
+            if len(result) == len(pairs):
+                return result
+        # A duplicate or a non-text key: the general walk reports it where it stands.
+        return self._mapping(node, depth, False)
+
     def _mapping(self, node: yaml.MappingNode, depth: int, via_alias: bool) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         first_seen: dict[Any, int] = {}
@@ -187,7 +209,8 @@ def load_text(path: str, raw: bytes) -> LoadedFile:
     walker = _Walker(path)
     positions = Positions(node)
     try:
-        value = walker.walk(node)
+        # Without an anchor there is no alias, and without "<<" no merge key: the lean walk suffices.
+        value = walker.walk_plain(node) if "&" not in text and "<<" not in text else walker.walk(node)
     except _TooBig as exc:
         line, col = _pos(exc.mark) if exc.mark else (1, 1)
         return LoadedFile(path, None, positions, [error(path, line, col, str(exc))])

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from reconciler.validate import load_desired
 
@@ -229,3 +232,33 @@ def test_key_pattern_allows_dots_dashes_underscores(tmp_path: Path) -> None:
     for i in range(3):
         write(tmp_path, f"f{i}.yaml", GOOD.replace("key: ok", f"key: k-{i}.x_y"))
     assert load_desired(tmp_path, now=NOW).ok
+
+
+LOADER_CASES = [
+    "schedules:\n  - {key: a, trigger: cron, trigger_kwargs: {hour: 3}}\n",
+    "a: 1\nb: [true, null, 1.5, 2026-01-01, '7', \"x\"]\nc: {d: {e: [f, {g: h}]}}\n",
+    "a: 1\nb: 2\na: 3\n",  # duplicate
+    "? [1, 2]\n: x\ny: 1\n",  # a collection as key
+    "1: one\ntrue: yes\n~: nothing\n",  # non-text keys
+    "deep: " + "[" * 70 + "]" * 70 + "\n",  # too deep
+    "a: &x {b: 1}\nc: *x\n",  # anchors: the general walk, whichever is asked
+]
+
+
+@pytest.mark.parametrize("text", LOADER_CASES)
+def test_the_lean_walk_gives_what_the_general_walk_gives(text: str) -> None:
+    """Files without anchors or merge keys take a leaner walk; value and problems must not differ."""
+    import yaml
+
+    from reconciler.loader import _TooBig, _Walker
+
+    def outcome(lean: bool) -> tuple[Any, list[str]]:
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        walker = _Walker("f.yaml")
+        try:
+            value = walker.walk_plain(node) if lean else walker.walk(node)
+        except _TooBig as exc:
+            value = f"too big: {exc}"
+        return value, [p.message for p in walker.problems]
+
+    assert outcome(lean=True) == outcome(lean=False)
