@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from reconciler import migrate, store, triggers
-from reconciler.jobstate import JobRow, JobRowBuilder, load_job_state
-from reconciler.plan import Action, Change, Plan, PlanSettings, compute_plan
+from reconciler.jobstate import JobRow, JobRowBuilder, load_job_state, state_digest
+from reconciler.plan import Action, Change, Plan, PlanSettings, StatesNeeded, compute_plan
 from reconciler.spec import DesiredSchedule
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ def _build_row(
 ) -> JobRow:
     state: dict[str, Any] | None = None
     if job is not None and not change.reschedule:
+        assert job.job_state is not None, "a row the plan rewrites was decoded by the plan, so it was read"
         state = load_job_state(job.job_state)
     if state is not None:
         # Same trigger meaning: keep the live trigger object and next_run_time (the phase).
@@ -330,8 +331,7 @@ def _verify(
         links = store.read_links(conn)
         written = [*writes.inserts, *writes.updates]
         rows_ok = all(
-            r.id in digests and digests[r.id] == (r.next_run_time, hashlib.sha256(r.job_state).hexdigest())
-            for r in written
+            r.id in digests and digests[r.id] == (r.next_run_time, state_digest(r.job_state)) for r in written
         )
         links_ok = all(link in links for link in writes.add_links) and not any(
             link in links for link in writes.drop_links
@@ -357,8 +357,7 @@ def _apply_locked(
         now = clock()
         with store.write_transaction(engine) as conn:
             _take_lock(conn, apply_settings.lock_timeout)
-            live = store.read_live_state(conn)
-            plan = compute_plan(desired, live, settings, now)
+            live, plan = read_and_plan(conn, desired, settings, now)
             if apply_settings.expected_fingerprint and plan.fingerprint != apply_settings.expected_fingerprint:
                 raise ApplyError("stale plan: the database changed since the plan was made; plan again", 3)
             if plan.errors:
@@ -378,10 +377,23 @@ def _apply_locked(
 def dry_run(engine: Engine, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime) -> Plan:
     """The plan without writing anything (no migration, no ledger, no lock): safe for a read-only role."""
     with engine.connect() as conn, conn.begin():
-        live = store.read_live_state(conn)
         if store.is_sqlite(conn) and not store.has_schedule_tables(conn):
-            live = replace(live, workflows=_embedded_workflows())
-    return compute_plan(desired, live, settings, now)
+            live = replace(store.read_live_state(conn), workflows=_embedded_workflows())
+            return compute_plan(desired, live, settings, now)
+        return read_and_plan(conn, desired, settings, now)[1]
+
+
+def read_and_plan(
+    conn: Connection, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime
+) -> tuple[store.LiveState, Plan]:
+    """Read the live state (rows still as our ledger recorded them without their pickles) and plan;
+    when the plan needs some of those pickles after all (their spec changed), read them and plan again."""
+    live = store.read_live_state(conn, owner=settings.namespace)
+    try:
+        return live, compute_plan(desired, live, settings, now)
+    except StatesNeeded as needed:
+        live = store.with_job_states(conn, live, needed.ids)
+        return live, compute_plan(desired, live, settings, now)
 
 
 def _embedded_workflows() -> tuple[store.Workflow, ...]:

@@ -128,17 +128,22 @@ class JobRow:
 
     @property
     def row_hash(self) -> str:
-        return row_hash(self.job_state, self.next_run_time)
+        return row_hash(state_digest(self.job_state), self.next_run_time)
 
 
-def row_hash(job_state: bytes, next_run_time: float | None) -> str:
+def state_digest(job_state: bytes) -> str:
+    """sha256 hex of a job_state, as PostgreSQL's encode(sha256(job_state), 'hex') computes it too."""
+    return hashlib.sha256(job_state).hexdigest()
+
+
+def row_hash(job_state_digest: str, next_run_time: float | None) -> str:
     """Digest of a whole row as written: the ledger keeps it so a no-op plan need not unpickle.
 
-    The column is part of it because the column and the pickle must agree (else the scheduler spins).
+    Built from the job_state's digest, so a reader that only has the digest (computed by the database,
+    the pickle never moved) gets the same value. The column is part of it because the column and the
+    pickle must agree (else the scheduler spins).
     """
-    digest = hashlib.sha256(job_state)
-    digest.update(b"|" + repr(next_run_time).encode())
-    return digest.hexdigest()
+    return hashlib.sha256(f"{job_state_digest}|{next_run_time!r}".encode()).hexdigest()
 
 
 def _placeholder() -> None:

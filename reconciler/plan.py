@@ -207,10 +207,20 @@ class _Decoded:
 
 def decode(job: LiveJob) -> _Decoded:
     """Decode a live row with the allow-list unpickler; failure is data, not an exception."""
+    if job.job_state is None:
+        return _Decoded(None, "job_state not read")
     try:
         return _Decoded(load_job_state(job.job_state), None)
     except UnreadableJobState as exc:
         return _Decoded(None, str(exc))
+
+
+class StatesNeeded(Exception):
+    """The plan needs the job_state of rows that were read without it; read them and plan again."""
+
+    def __init__(self, ids: frozenset[str]) -> None:
+        super().__init__(f"{len(ids)} job row(s) needed whole")
+        self.ids = ids
 
 
 def _live_view(state: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +285,7 @@ class _Planner:
         self.owned_elsewhere = {e.schedule_id: e.namespace for e in live.ledger if e.namespace != settings.namespace}
         self.owner_of = {e.schedule_id: e.key for e in self.ledger.values()}  # schedule_id → our key
         self.decoded: dict[str, _Decoded] = {}
+        self.unread: set[str] = set()  # rows read without job_state that the plan turned out to need
         self.claimed: set[str] = set()
         self.errors: list[str] = []
         self.warnings: list[str] = []
@@ -292,6 +303,8 @@ class _Planner:
         return hit
 
     def state_of(self, job: LiveJob) -> _Decoded:
+        if job.job_state is None:
+            self.unread.add(job.id)
         if job.id not in self.decoded:
             self.decoded[job.id] = decode(job)
         return self.decoded[job.id]
@@ -577,7 +590,10 @@ def compute_plan(
     settings: PlanSettings,
     now: datetime,
 ) -> Plan:
-    """The plan that takes the database from `live` to `desired`. Pure: same inputs, same plan."""
+    """The plan that takes the database from `live` to `desired`. Pure: same inputs, same plan.
+
+    Raises StatesNeeded when it needs a job_state that `live` holds only the digest of.
+    """
     planner = _Planner(live, settings, now)
     declared = {d.key for d in desired}
     renames: dict[str, LedgerEntry] = {}
@@ -603,6 +619,8 @@ def compute_plan(
             f"the plan deletes {deletes} schedules, more than --max-deletes {settings.max_deletes}: refused"
         )
     unmanaged = planner.unmanaged()
+    if planner.unread:
+        raise StatesNeeded(frozenset(planner.unread))
     fingerprint = _fingerprint(live, planner.identities)
     return Plan(
         namespace=settings.namespace,

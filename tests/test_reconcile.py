@@ -463,3 +463,52 @@ def test_plan_shows_validation_warnings_and_unchanged_runs(db_url: str, tmp_path
     assert any("day_of_week '1-5' is APScheduler numbering" in line for line in plan.err), plan.err
     assert 'name: "Old" → "New"' in plan.out[0]
     assert "next runs (unchanged): " in plan.out[0]
+
+
+def test_owned_rows_are_planned_from_digests_and_read_whole_only_when_needed(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: rows still as our ledger recorded them are read without their pickles; a changed spec
+    makes the plan ask for exactly those rows; the plan (and its fingerprint) is the one a full read gives."""
+    from reconciler.apply import read_and_plan
+    from reconciler.plan import compute_plan
+    from reconciler.validate import load_desired
+
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, schedule("a"), schedule("b"), schedule("c"))
+    assert reconcile(d, pg_url).exit_code == 0
+    api_id, garbage = add_foreign_rows(pg_url)
+    write_schedules(d, schedule("a"), schedule("b", name="renamed"), schedule("c"))
+    now = datetime.now(UTC)
+    desired = load_desired(d, now=now).schedules
+    settings = PlanSettings()
+    engine = store.connect(pg_url)
+    with engine.connect() as conn, conn.begin():
+        lazy = store.read_live_state(conn, owner=settings.namespace)
+        unread = {j.id for j in lazy.jobs if j.job_state is None}
+        ours = {schedule_id_for(settings.namespace, k) for k in "abc"}
+        assert unread == ours  # the API row and the garbage row are not ours: read whole
+        live, plan = read_and_plan(conn, desired, settings, now)
+        full = compute_plan(desired, store.read_live_state(conn), settings, now)
+    engine.dispose()
+    read_whole = {j.id for j in live.jobs if j.job_state is not None}
+    assert read_whole == {api_id, garbage, schedule_id_for(settings.namespace, "b")}
+    assert plan.fingerprint == full.fingerprint
+    assert [(c.key, c.action) for c in plan.changes] == [(c.key, c.action) for c in full.changes]
+    assert plan.summary["update"] == 1
+
+
+def test_a_row_deleted_between_the_two_reads_is_left_out(pg_url: str, tmp_path: Path) -> None:
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, schedule("a"), schedule("b"))
+    assert reconcile(d, pg_url).exit_code == 0
+    engine = store.connect(pg_url)
+    with engine.connect() as conn, conn.begin():
+        live = store.read_live_state(conn, owner="default")
+        gone = schedule_id_for("default", "a")
+        conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == gone))
+        filled = store.with_job_states(conn, live, [gone, schedule_id_for("default", "b")])
+        conn.rollback()
+    engine.dispose()
+    assert {j.id for j in filled.jobs} == {schedule_id_for("default", "b")}
+    assert all(j.job_state is not None for j in filled.jobs)
