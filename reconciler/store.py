@@ -11,10 +11,12 @@ import functools
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -319,38 +321,44 @@ def _uuid_text(value: Any) -> str:
     return str(value) if isinstance(value, uuid.UUID) else str(uuid.UUID(str(value)))
 
 
+def _in_code_point_order(conn: Connection) -> str:
+    # Rows come back sorted as Python sorts str, so the planner's own sorts meet sorted input (linear).
+    return ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # SQLite's default is binary order
+
+
 def read_jobs(conn: Connection, unread: Mapping[str, str] | None = None) -> list[LiveJob]:
-    """Every `apscheduler_jobs` row, raw, with the workflow ids linked to it.
+    """Every `apscheduler_jobs` row, raw, with the workflow ids linked to it, sorted by id.
 
     `unread` maps job id → row hash: on PostgreSQL a row whose hash (from the digest the database
     computes) equals it is listed without its job_state, which then never crosses the wire.
     """
-    links: dict[str, list[str]] = {}
-    for wid, sid in _link_rows(conn):
-        links.setdefault(sid, []).append(wid)
+    links = _links_by_job(conn)
+    order = _in_code_point_order(conn)
+    if unread and conn.dialect.name == "postgresql":
+        digests = _fetch_all(
+            conn, f"SELECT id, next_run_time, encode(sha256(job_state), 'hex') FROM apscheduler_jobs ORDER BY id{order}"
+        )
+        jobs = {i: LiveJob(i, n, None, links.get(i, ()), d) for i, n, d in digests}
+        return list(_with_states(conn, jobs, [i for i, job in jobs.items() if unread.get(i) != job.row_hash]).values())
+    rows = _fetch_all(conn, f"SELECT id, next_run_time, job_state FROM apscheduler_jobs ORDER BY id{order}")
+    return [_live_job(i, n, bytes(b), links.get(i, ())) for i, n, b in rows]
 
-    def linked(job_id: str) -> tuple[str, ...]:
-        return tuple(sorted(links.get(job_id, ())))
 
-    if not unread or conn.dialect.name != "postgresql":
-        rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
-        return [_live_job(i, n, bytes(b), linked(i)) for i, n, b in rows]
-    digests = _fetch_all(conn, "SELECT id, next_run_time, encode(sha256(job_state), 'hex') FROM apscheduler_jobs")
-    jobs = {i: LiveJob(i, n, None, linked(i), d) for i, n, d in digests}
-    wanted = [i for i, job in jobs.items() if unread.get(i) != job.row_hash]
-    return list(_with_states(conn, jobs, wanted, linked).values())
+def _links_by_job(conn: Connection) -> dict[str, tuple[str, ...]]:
+    """schedule_id → its workflow ids, sorted."""
+    by_job = sorted((s, w) for w, s in _link_rows(conn))
+    return {s: tuple(w for _, w in pairs) for s, pairs in groupby(by_job, key=itemgetter(0))}
 
 
 def _live_job(job_id: str, next_run_time: float | None, job_state: bytes, workflow_ids: tuple[str, ...]) -> LiveJob:
     return LiveJob(job_id, next_run_time, job_state, workflow_ids, state_digest(job_state))
 
 
-def _with_states(
-    conn: Connection, jobs: dict[str, LiveJob], ids: Sequence[str], linked: Callable[[str], tuple[str, ...]]
-) -> dict[str, LiveJob]:
-    """`jobs` with the rows `ids` read whole. Each is rebuilt from this second read alone (column, pickle
-    and digest agree even if the scheduler wrote it in between); a row deleted meanwhile is dropped."""
-    out = dict(jobs)
+def _with_states(conn: Connection, jobs: dict[str, LiveJob], ids: Sequence[str]) -> dict[str, LiveJob]:
+    """`jobs` (in their order) with the rows `ids` read whole. Each is rebuilt from this second read alone
+    (column, pickle and digest agree even if the scheduler wrote it in between); a row deleted meanwhile
+    is dropped. Linker rows are kept from the first read."""
+    fetched: dict[str, LiveJob] = {}
     for start in range(0, len(ids), 5000):
         chunk = list(ids[start : start + 5000])
         found = conn.execute(
@@ -358,20 +366,17 @@ def _with_states(
                 apscheduler_jobs.c.id.in_(chunk)
             )
         ).all()
-        for i in chunk:
-            out.pop(i, None)
         for i, n, b in found:
-            out[i] = _live_job(i, n, bytes(b), linked(i))
-    return out
+            fetched[i] = _live_job(i, n, bytes(b), jobs[i].workflow_ids)
+    wanted = set(ids)
+    return {i: fetched.get(i, job) for i, job in jobs.items() if i not in wanted or i in fetched}
 
 
 def with_job_states(conn: Connection, live: LiveState, ids: Iterable[str]) -> LiveState:
     """`live` with the job_state of the rows `ids` read (a plan that found a changed spec asks for them)."""
     jobs = {j.id: j for j in live.jobs}
-    links = {j.id: j.workflow_ids for j in live.jobs}
     wanted = [i for i in ids if i in jobs and jobs[i].job_state is None]
-    filled = _with_states(conn, jobs, wanted, lambda i: links.get(i, ()))
-    return replace(live, jobs=tuple(filled.values()))
+    return replace(live, jobs=tuple(_with_states(conn, jobs, wanted).values()))
 
 
 def read_row_digests(conn: Connection) -> dict[str, tuple[float | None, str]]:
@@ -411,11 +416,13 @@ def read_ledger(conn: Connection) -> list[LedgerEntry]:
         "namespace, key, schedule_id, workflow_name, spec_hash, row_hash, enabled, protect, "
         "source_path, source_line, applied_commit, applied_author, applied_at"
     )
+    rows = _fetch_all(conn, f"SELECT {columns} FROM {LEDGER_TABLE}")
+    if conn.dialect.name == "postgresql":  # booleans and timestamps arrive typed
+        return [LedgerEntry(*row) for row in rows]
     entries = []
-    for row in _fetch_all(conn, f"SELECT {columns} FROM {LEDGER_TABLE}"):
+    for row in rows:  # SQLite hands back 0/1 and text
         ns, key, sid, wf, spec, rh, enabled, protect, path, line, commit, author, at = row
-        if isinstance(at, str):  # SQLite hands back text
-            at = datetime.fromisoformat(at)
+        at = datetime.fromisoformat(at) if isinstance(at, str) else at
         entries.append(
             LedgerEntry(ns, key, sid, wf, spec, rh, bool(enabled), bool(protect), path, line, commit, author, at)
         )
