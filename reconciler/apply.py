@@ -326,10 +326,12 @@ def _verify(
     The rows just written are compared by digest; only when one differs (the scheduler may have fired a
     job since the commit) is the whole plan recomputed, which compares meaning rather than bytes.
     """
+    written = [*writes.inserts, *writes.updates]
+    touched = {r.id for r in written} | set(writes.deletes)
+    linked = {s for _, s in writes.add_links} | {s for _, s in writes.drop_links}
     with engine.connect() as conn, conn.begin():
-        digests = store.read_row_digests(conn)
-        links = store.read_links(conn)
-        written = [*writes.inserts, *writes.updates]
+        digests = store.read_row_digests(conn, touched)  # only the rows this apply wrote or deleted
+        links = store.read_links(conn, linked)
         rows_ok = all(
             r.id in digests and digests[r.id] == (r.next_run_time, state_digest(r.job_state)) for r in written
         )

@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -379,20 +379,51 @@ def with_job_states(conn: Connection, live: LiveState, ids: Iterable[str]) -> Li
     return replace(live, jobs=tuple(_with_states(conn, jobs, wanted).values()))
 
 
-def read_row_digests(conn: Connection) -> dict[str, tuple[float | None, str]]:
-    """id → (next_run_time column, sha256 hex of job_state) for every job row.
+SOME_ROWS = 5000  # up to this many ids are looked up by id; beyond, reading the whole table is cheaper
+
+
+def read_row_digests(conn: Connection, ids: Collection[str] | None = None) -> dict[str, tuple[float | None, str]]:
+    """id → (next_run_time column, sha256 hex of job_state) for every job row, or for the rows `ids`.
 
     PostgreSQL computes the digests itself, so verifying an apply does not move every pickle back.
     """
-    if conn.dialect.name == "postgresql":
+    pg = conn.dialect.name == "postgresql"
+    digest = apscheduler_jobs.c.job_state
+    columns = (
+        apscheduler_jobs.c.id,
+        apscheduler_jobs.c.next_run_time,
+        func.encode(func.sha256(digest), "hex") if pg else digest,
+    )
+    if ids is not None and len(ids) <= SOME_ROWS:
+        wanted = list(ids)
+        rows = [
+            tuple(row)
+            for start in range(0, len(wanted), 500)
+            for row in conn.execute(select(*columns).where(apscheduler_jobs.c.id.in_(wanted[start : start + 500])))
+        ]
+    elif pg:
         rows = _fetch_all(conn, "SELECT id, next_run_time, encode(sha256(job_state), 'hex') FROM apscheduler_jobs")
+    else:
+        rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
+    if pg:
         return {i: (n, d) for i, n, d in rows}
-    rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
     return {i: (n, state_digest(bytes(b))) for i, n, b in rows}
 
 
-def read_links(conn: Connection) -> set[tuple[str, str]]:
-    """Every (workflow_id, schedule_id) linker row, ids as canonical strings."""
+def read_links(conn: Connection, schedule_ids: Collection[str] | None = None) -> set[tuple[str, str]]:
+    """Every (workflow_id, schedule_id) linker row, or those of `schedule_ids`; ids as canonical strings."""
+    if schedule_ids is not None and len(schedule_ids) <= SOME_ROWS:
+        wanted = list(schedule_ids)
+        table = workflows_apscheduler_jobs
+        return {
+            (_uuid_text(w), s)
+            for start in range(0, len(wanted), 500)
+            for w, s in conn.execute(
+                select(table.c.workflow_id, table.c.schedule_id).where(
+                    table.c.schedule_id.in_(wanted[start : start + 500])
+                )
+            )
+        }
     return set(_link_rows(conn))
 
 

@@ -512,3 +512,38 @@ def test_a_row_deleted_between_the_two_reads_is_left_out(pg_url: str, tmp_path: 
     engine.dispose()
     assert {j.id for j in filled.jobs} == {schedule_id_for("default", "b")}
     assert all(j.job_state is not None for j in filled.jobs)
+
+
+def test_post_commit_check_reads_back_what_was_written(db_url: str, tmp_path: Path) -> None:
+    """The check after commit compares the written rows by digest and the linker rows; a row or link
+    that differs (here changed behind our back) is counted as still pending."""
+    from reconciler import apply as applier
+    from reconciler.jobstate import repickle
+    from reconciler.validate import load_desired
+
+    init_compatible(db_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, schedule("a"), schedule("b"), schedule("c"))
+    now = datetime.now(UTC)
+    desired = load_desired(d, now=now).schedules
+    settings, apply_settings = PlanSettings(), ApplySettings(guard_seconds=0)
+    engine = store.connect(db_url)
+    applier.prepare(engine)
+    _plan, writes, _waited = applier._apply_locked(engine, desired, settings, apply_settings, lambda: now, time.sleep)
+    clock = lambda: now  # noqa: E731
+    assert applier._verify(engine, writes, desired, settings, clock) == 0
+    a_id = schedule_id_for("default", "a")
+    with store.write_transaction(engine) as conn:
+        blob = conn.execute(select(store.apscheduler_jobs.c.job_state).where(store.apscheduler_jobs.c.id == a_id))
+        renamed = repickle(load_job_state(bytes(blob.scalar_one())), name="changed behind our back")
+        conn.execute(
+            store.apscheduler_jobs.update().where(store.apscheduler_jobs.c.id == a_id).values(job_state=renamed)
+        )
+    assert applier._verify(engine, writes, desired, settings, clock) == 1
+    b_id = schedule_id_for("default", "b")
+    with store.write_transaction(engine) as conn:
+        conn.execute(
+            store.workflows_apscheduler_jobs.delete().where(store.workflows_apscheduler_jobs.c.schedule_id == b_id)
+        )
+    assert applier._verify(engine, writes, desired, settings, clock) == 2
+    engine.dispose()
