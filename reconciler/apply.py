@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from reconciler import migrate, store, triggers
-from reconciler.jobstate import JobRow, JobRowBuilder, load_job_state, state_digest
+from reconciler.jobstate import JobRow, JobStatePickler, build_job_row, load_job_state, state_digest
 from reconciler.plan import Action, Change, Plan, PlanSettings, StatesNeeded, compute_plan
 from reconciler.spec import DesiredSchedule
 
@@ -121,7 +121,7 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
     ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
     out = _Writes()
-    rows = JobRowBuilder()  # equal specs share a trigger object: each is pickled once
+    pickler = JobStatePickler()  # equal specs share a trigger object: each is pickled once
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
         if change.action is Action.DELETE:
@@ -140,7 +140,7 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
             out.deletes.append(change.schedule_id)
             row_hash = None
         elif change.write_row:
-            row = _build_row(rows, change, desired, name, job, settings, now, first_fires)
+            row = _build_row(pickler, change, desired, name, job, settings, now, first_fires)
             (out.updates if job is not None else out.inserts).append(row)
             row_hash = row.row_hash
             out.woken_candidates.append((row.id, name))
@@ -199,7 +199,7 @@ def _same_entry(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
 
 
 def _build_row(
-    rows: JobRowBuilder,
+    pickler: JobStatePickler,
     change: Change,
     desired: DesiredSchedule,
     name: str,
@@ -223,7 +223,7 @@ def _build_row(
         if memo is None or memo[0] is not trigger:
             memo = first_fires[id(trigger)] = (trigger, first_fire_time(trigger, now))
         next_run = memo[1]
-    return rows.build(
+    return build_job_row(
         job_id=change.schedule_id,
         trigger=trigger,
         workflow_name=desired.workflow_name,
@@ -234,6 +234,7 @@ def _build_row(
         coalesce=desired.coalesce,
         max_instances=desired.max_instances,
         func=settings.func,
+        pickler=pickler,
     )
 
 

@@ -1,4 +1,4 @@
-"""JobRowBuilder: the trigger pickled once per distinct trigger, every row still byte-identical.
+"""JobStatePickler: the trigger pickled once per distinct trigger, every row still byte-identical.
 
 The reference is `pickle.dumps(Job.__getstate__(), 5)` (`build_job_row`), and behind it the four rows
 orchestrator-core 5.5.0 itself wrote (tests/fixtures/orchestrator-written-rows.json).
@@ -16,7 +16,7 @@ import pytest
 from apscheduler.triggers.base import BaseTrigger
 
 from reconciler import triggers
-from reconciler.jobstate import ORCHESTRATOR_FUNC, JobRowBuilder, build_job_row, load_job_state
+from reconciler.jobstate import ORCHESTRATOR_FUNC, JobStatePickler, build_job_row, load_job_state
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FIXTURE = Path(__file__).parent / "fixtures" / "orchestrator-written-rows.json"
@@ -67,12 +67,12 @@ def built(spec: tuple[str, dict[str, Any], str]) -> BaseTrigger:
     return triggers.build_trigger(spec[0], spec[1], spec[2], now=NOW)
 
 
-def both(builder: JobRowBuilder, **row: Any) -> tuple[bytes, bytes]:
-    return builder.build(**row).job_state, build_job_row(**row).job_state
+def both(pickler: JobStatePickler, **row: Any) -> tuple[bytes, bytes]:
+    return build_job_row(**row, pickler=pickler).job_state, build_job_row(**row).job_state
 
 
 def test_every_trigger_and_input_shape_pickles_as_pickle_dumps_does() -> None:
-    builder = JobRowBuilder()
+    pickler = JobStatePickler()
     rows = 0
     for spec in SPECS:
         trigger = built(spec)
@@ -81,7 +81,7 @@ def test_every_trigger_and_input_shape_pickles_as_pickle_dumps_does() -> None:
             for next_run in (fire[0] if fire else None, None):
                 job_id = f"{n:08d}-0000-4000-8000-{rows:012d}"
                 ours, reference = both(
-                    builder,
+                    pickler,
                     job_id=job_id,
                     trigger=trigger,
                     workflow_name="task_validate_products",
@@ -94,12 +94,12 @@ def test_every_trigger_and_input_shape_pickles_as_pickle_dumps_does() -> None:
                 )
                 assert ours == reference, (spec, inputs, next_run)
                 rows += 1
-    assert builder.templated == rows - len({type(built(s)) for s in SPECS})  # one checked whole per class
+    assert pickler.templated == rows - len({type(built(s)) for s in SPECS})  # one checked whole per class
 
 
 def test_shared_objects_come_out_as_back_references_exactly() -> None:
     """Whatever is the same object in the state (name is the workflow name, the id, …) stays so."""
-    builder = JobRowBuilder()
+    pickler = JobStatePickler()
     trigger = built(SPECS[1])
     job_id = "3f1d0c1e-0000-4000-8000-000000000001"
     workflow = "task_validate_products"
@@ -114,31 +114,32 @@ def test_shared_objects_come_out_as_back_references_exactly() -> None:
         next_run = triggers.next_fire_times(trigger, 1, NOW)[0]
         row = {"job_id": job_id if number else job_id + "x", "trigger": trigger, "workflow_name": workflow,
                "next_run_time": next_run, **case}  # fmt: skip
-        ours, reference = both(builder, **row)
+        ours, reference = both(pickler, **row)
         assert ours == reference, case
-    assert builder.templated >= len(cases) - 1
+    assert pickler.templated >= len(cases) - 1
 
 
 def test_a_pickle_too_large_for_one_frame_is_pickled_whole_and_still_equal() -> None:
-    builder = JobRowBuilder()
+    pickler = JobStatePickler()
     trigger = built(SPECS[0])
     common = {"trigger": trigger, "workflow_name": "task_x", "name": "big", "next_run_time": None}
-    builder.build(job_id="first", user_inputs=[], **common)  # the class check
+    build_job_row(pickler=pickler, job_id="first", user_inputs=[], **common)  # the class check
     big = [{"blob": "x" * 70_000}]
-    ours, reference = both(builder, job_id="second", user_inputs=big, **common)
+    ours, reference = both(pickler, job_id="second", user_inputs=big, **common)
     assert ours == reference
     assert len(ours) > 70_000
-    assert builder.templated == 0
+    assert pickler.templated == 0
 
 
 def test_the_rows_orchestrator_core_wrote_come_out_byte_for_byte() -> None:
     written = json.loads(FIXTURE.read_text())["apscheduler_jobs"]
-    builder = JobRowBuilder()
+    pickler = JobStatePickler()
     for _round in range(2):  # the second round is all templated: each trigger class was checked in the first
         for row in written:
             stored = base64.b64decode(row["job_state_b64"])
             state = load_job_state(stored)
-            ours = builder.build(
+            ours = build_job_row(
+                pickler=pickler,
                 job_id=state["id"],
                 trigger=state["trigger"],
                 workflow_name=state["kwargs"]["workflow_name"],
@@ -152,19 +153,21 @@ def test_the_rows_orchestrator_core_wrote_come_out_byte_for_byte() -> None:
             )
             assert ours.job_state == stored, row["id"]
             assert ours.next_run_time == row["next_run_time_column"]
-    assert builder.templated == len(written) + (
+    assert pickler.templated == len(written) + (
         len(written) - len({r["job_state"]["trigger"]["__class__"] for r in written})
     )
 
 
 def test_a_mismatch_in_the_class_check_turns_the_shortcut_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    builder = JobRowBuilder()
+    pickler = JobStatePickler()
     trigger = built(SPECS[6])
     # Pretend this Python pickles differently from what the template assembles.
-    monkeypatch.setattr(JobRowBuilder, "_dumps", lambda self, state: b"not what pickle writes")
-    row = builder.build(job_id="a", trigger=trigger, workflow_name="w", user_inputs=[], name="n",
+    monkeypatch.setattr(JobStatePickler, "_dumps", lambda self, state: b"not what pickle writes")
+    row = build_job_row(pickler=pickler, job_id="a", trigger=trigger, workflow_name="w", user_inputs=[], name="n",
                         next_run_time=NOW + timedelta(minutes=5))  # fmt: skip
     assert row.job_state == build_job_row(job_id="a", trigger=trigger, workflow_name="w", user_inputs=[], name="n",
                                           next_run_time=NOW + timedelta(minutes=5)).job_state  # fmt: skip
-    builder.build(job_id="b", trigger=trigger, workflow_name="w", user_inputs=[], name="n", next_run_time=None)
-    assert builder.templated == 0
+    build_job_row(
+        pickler=pickler, job_id="b", trigger=trigger, workflow_name="w", user_inputs=[], name="n", next_run_time=None
+    )
+    assert pickler.templated == 0
