@@ -187,11 +187,14 @@ def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: A
 
 
 def _same_spec(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
-    return (a.spec_hash, a.row_hash, a.enabled, a.protect) == (b.spec_hash, b.row_hash, b.enabled, b.protect)
+    # Not the row hash: a row the scheduler moved after a run (or hashed by an older version) is the same
+    # application of the same spec, so its entry keeps the commit that set it.
+    return (a.spec_hash, a.enabled, a.protect) == (b.spec_hash, b.enabled, b.protect)
 
 
 def _same_entry(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
-    return _same_spec(a, b) and (a.source_path, a.source_line, a.schedule_id) == (
+    return _same_spec(a, b) and (a.row_hash, a.source_path, a.source_line, a.schedule_id) == (
+        b.row_hash,
         b.source_path,
         b.source_line,
         b.schedule_id,

@@ -130,6 +130,45 @@ def test_apply_records_commit_author_and_repo_relative_source(db_url: str, repo:
     assert (entries["alpha"].applied_commit, entries["alpha"].applied_author) == (sha, JANE)
 
 
+def test_a_job_that_fired_keeps_the_commit_that_set_it(db_url: str, repo: Repo) -> None:
+    """The scheduler moves a fired job's next_run_time (a new row, the same schedule): the next apply must
+    not claim that job was applied by whoever's commit triggered the apply."""
+    from datetime import timedelta
+
+    from reconciler.jobstate import load_job_state, repickle, utc_timestamp
+
+    d = schedules_dir(repo)
+    sha = str(repo.head.commit.hexsha)
+    assert reconcile(d, db_url).exit_code == 0
+    alpha_id = schedule_id_for("default", "alpha")
+    engine = store.connect(db_url)
+    with store.write_transaction(engine) as conn:  # what the scheduler writes after running alpha
+        table = store.apscheduler_jobs
+        state = load_job_state(
+            bytes(conn.execute(select(table.c.job_state).where(table.c.id == alpha_id)).scalar_one())
+        )
+        later = state["next_run_time"] + timedelta(hours=1)
+        conn.execute(
+            table.update()
+            .where(table.c.id == alpha_id)
+            .values(next_run_time=utc_timestamp(later), job_state=repickle(state, next_run_time=later))
+        )
+    engine.dispose()
+    write_schedules(d, schedule("beta", trigger="cron", trigger_kwargs={"hour": 4}), name="b.yaml")
+    bob_sha = commit_all(repo, "beta at four", author=BOB)
+    out = reconcile(d, db_url)
+    assert out.exit_code == 0, out.err
+    assert out.plan is not None and {c.key: c.action for c in out.plan.changes}["alpha"] is Action.NOOP
+    entries = ledger(db_url)
+    assert (entries["beta"].applied_commit, entries["beta"].applied_author) == (bob_sha, BOB)
+    assert (entries["alpha"].applied_commit, entries["alpha"].applied_author) == (sha, JANE)
+    engine = store.connect(db_url)
+    with engine.connect() as conn:  # the ledger learned the moved row, so the next no-op plan stays fast
+        live = {j.id: j.row_hash for j in store.read_jobs(conn)}
+    engine.dispose()
+    assert entries["alpha"].row_hash == live[alpha_id]
+
+
 def test_dirty_tree_is_refused_unless_allowed(sqlite_url: str, repo: Repo) -> None:
     d = schedules_dir(repo)
     assert reconcile(d, sqlite_url).exit_code == 0
