@@ -333,13 +333,10 @@ def read_jobs(conn: Connection, unread: Mapping[str, str] | None = None) -> list
     computes) equals it is listed without its job_state, which then never crosses the wire.
     """
     links = _links_by_job(conn)
-    order = _in_code_point_order(conn)
     if unread and conn.dialect.name == "postgresql":
-        digests = _fetch_all(
-            conn, f"SELECT id, next_run_time, encode(sha256(job_state), 'hex') FROM apscheduler_jobs ORDER BY id{order}"
-        )
-        jobs = {i: LiveJob(i, n, None, links.get(i, ()), d) for i, n, d in digests}
+        jobs = {i: LiveJob(i, n, None, links.get(i, ()), d) for i, (n, d) in read_row_digests(conn).items()}
         return list(_with_states(conn, jobs, [i for i, job in jobs.items() if unread.get(i) != job.row_hash]).values())
+    order = _in_code_point_order(conn)
     rows = _fetch_all(conn, f"SELECT id, next_run_time, job_state FROM apscheduler_jobs ORDER BY id{order}")
     return [_live_job(i, n, bytes(b), links.get(i, ())) for i, n, b in rows]
 
@@ -359,13 +356,12 @@ def _with_states(conn: Connection, jobs: dict[str, LiveJob], ids: Sequence[str])
     (column, pickle and digest agree even if the scheduler wrote it in between); a row deleted meanwhile
     is dropped. Linker rows are kept from the first read."""
     fetched: dict[str, LiveJob] = {}
-    for start in range(0, len(ids), 5000):
-        chunk = list(ids[start : start + 5000])
+    for chunk in _batches(ids):
         found = conn.execute(
             select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time, apscheduler_jobs.c.job_state).where(
                 apscheduler_jobs.c.id.in_(chunk)
             )
-        ).all()
+        )
         for i, n, b in found:
             fetched[i] = _live_job(i, n, bytes(b), jobs[i].workflow_ids)
     wanted = set(ids)
@@ -382,29 +378,36 @@ def with_job_states(conn: Connection, live: LiveState, ids: Iterable[str]) -> Li
 SOME_ROWS = 5000  # up to this many ids are looked up by id; beyond, reading the whole table is cheaper
 
 
-def read_row_digests(conn: Connection, ids: Collection[str] | None = None) -> dict[str, tuple[float | None, str]]:
-    """id → (next_run_time column, sha256 hex of job_state) for every job row, or for the rows `ids`.
+def _batches(values: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """`values` in lists of `size`: one IN (...) per list keeps every statement within SQLite's parameter limit."""
+    listed = list(values)
+    for start in range(0, len(listed), size):
+        yield listed[start : start + size]
 
-    PostgreSQL computes the digests itself, so verifying an apply does not move every pickle back.
+
+def read_row_digests(conn: Connection, ids: Collection[str] | None = None) -> dict[str, tuple[float | None, str]]:
+    """id → (next_run_time column, sha256 hex of job_state) for every job row (in id order), or for the rows `ids`.
+
+    PostgreSQL computes the digests itself, so neither a plan nor the check after an apply moves the pickles.
     """
     pg = conn.dialect.name == "postgresql"
-    digest = apscheduler_jobs.c.job_state
+    state = apscheduler_jobs.c.job_state
     columns = (
         apscheduler_jobs.c.id,
         apscheduler_jobs.c.next_run_time,
-        func.encode(func.sha256(digest), "hex") if pg else digest,
+        func.encode(func.sha256(state), "hex") if pg else state,
     )
     if ids is not None and len(ids) <= SOME_ROWS:
-        wanted = list(ids)
         rows = [
             tuple(row)
-            for start in range(0, len(wanted), 500)
-            for row in conn.execute(select(*columns).where(apscheduler_jobs.c.id.in_(wanted[start : start + 500])))
+            for chunk in _batches(ids)
+            for row in conn.execute(select(*columns).where(apscheduler_jobs.c.id.in_(chunk)))
         ]
-    elif pg:
-        rows = _fetch_all(conn, "SELECT id, next_run_time, encode(sha256(job_state), 'hex') FROM apscheduler_jobs")
     else:
-        rows = _fetch_all(conn, "SELECT id, next_run_time, job_state FROM apscheduler_jobs")
+        read = "encode(sha256(job_state), 'hex')" if pg else "job_state"
+        rows = _fetch_all(
+            conn, f"SELECT id, next_run_time, {read} FROM apscheduler_jobs ORDER BY id{_in_code_point_order(conn)}"
+        )
     if pg:
         return {i: (n, d) for i, n, d in rows}
     return {i: (n, state_digest(bytes(b))) for i, n, b in rows}
@@ -413,15 +416,12 @@ def read_row_digests(conn: Connection, ids: Collection[str] | None = None) -> di
 def read_links(conn: Connection, schedule_ids: Collection[str] | None = None) -> set[tuple[str, str]]:
     """Every (workflow_id, schedule_id) linker row, or those of `schedule_ids`; ids as canonical strings."""
     if schedule_ids is not None and len(schedule_ids) <= SOME_ROWS:
-        wanted = list(schedule_ids)
         table = workflows_apscheduler_jobs
         return {
             (_uuid_text(w), s)
-            for start in range(0, len(wanted), 500)
+            for chunk in _batches(schedule_ids)
             for w, s in conn.execute(
-                select(table.c.workflow_id, table.c.schedule_id).where(
-                    table.c.schedule_id.in_(wanted[start : start + 500])
-                )
+                select(table.c.workflow_id, table.c.schedule_id).where(table.c.schedule_id.in_(chunk))
             )
         }
     return set(_link_rows(conn))
@@ -564,9 +564,7 @@ def update_jobs(conn: Connection, rows: Sequence[JobRow]) -> None:
 
 def delete_jobs(conn: Connection, ids: Iterable[str]) -> None:
     """DELETE job rows; linker rows go with them (explicitly too, in case FKs are not enforced)."""
-    id_list = list(ids)
-    for start in range(0, len(id_list), 500):
-        chunk = id_list[start : start + 500]
+    for chunk in _batches(ids):
         conn.execute(workflows_apscheduler_jobs.delete().where(workflows_apscheduler_jobs.c.schedule_id.in_(chunk)))
         conn.execute(apscheduler_jobs.delete().where(apscheduler_jobs.c.id.in_(chunk)))
 
@@ -591,8 +589,7 @@ def write_ledger(conn: Connection, entries: Sequence[LedgerEntry], remove: Itera
     for ns, key in remove:
         by_namespace.setdefault(ns, []).append(key)
     for ns, keys in by_namespace.items():
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
+        for chunk in _batches(keys):
             conn.execute(ledger.delete().where((ledger.c.namespace == ns) & ledger.c.key.in_(chunk)))
     now = datetime.now(UTC)
     columns = (
