@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from reconciler import migrate, store, triggers
-from reconciler.jobstate import JobRow, JobStatePickler, build_job_row, load_job_state, state_digest
+from reconciler.jobstate import JobRow, JobStatePickler, build_job_row, load_job_state
 from reconciler.plan import Action, Change, Plan, PlanSettings, StatesNeeded, compute_plan
 from reconciler.spec import DesiredSchedule
 
@@ -336,9 +336,7 @@ def _verify(
     with engine.connect() as conn, conn.begin():
         digests = store.read_row_digests(conn, touched)  # only the rows this apply wrote or deleted
         links = store.read_links(conn, linked)
-        rows_ok = all(
-            r.id in digests and digests[r.id] == (r.next_run_time, state_digest(r.job_state)) for r in written
-        )
+        rows_ok = all(r.id in digests and digests[r.id] == (r.next_run_time, r.state_digest) for r in written)
         links_ok = all(link in links for link in writes.add_links) and not any(
             link in links for link in writes.drop_links
         )

@@ -11,6 +11,7 @@ as `SQLAlchemyJobStore.add_job` does in orchestrator-core's scheduler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import pickle
@@ -126,9 +127,14 @@ class JobRow:
     next_run_time: float | None
     job_state: bytes
 
+    @functools.cached_property
+    def state_digest(self) -> str:
+        """sha256 hex of job_state: the ledger's row hash and the check after commit both need it."""
+        return state_digest(self.job_state)
+
     @property
     def row_hash(self) -> str:
-        return row_hash(state_digest(self.job_state), self.next_run_time)
+        return row_hash(self.state_digest, self.next_run_time)
 
 
 def state_digest(job_state: bytes) -> str:
