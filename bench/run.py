@@ -259,24 +259,22 @@ def our_writes_alone(
     names: dict[str, str],
 ) -> float:
     """For context: what our create-apply writes (job rows, linker rows, ledger rows), pre-built, written
-    the way we write them (binary COPY on PostgreSQL), in one transaction: the database's share."""
-    import uuid as uuid_module
-
+    by the same store functions the apply calls, in one transaction: the database's share."""
     from reconciler import migrate, store
+    from reconciler.jobstate import JobRow
 
     engine = store.connect(url)
     with engine.connect() as conn:
         migrate.upgrade(conn)  # the ledger table
         ids = {w.name: w.workflow_id for w in store.read_workflows(conn)}  # this database's workflow ids
         conn.commit()
-        link_rows = [(uuid_module.UUID(ids[names[str(r["workflow_id"])]]), r["schedule_id"]) for r in links]
+        job_rows = [JobRow(r["id"], r["next_run_time"], r["job_state"]) for r in rows]
+        link_rows = [(ids[names[str(r["workflow_id"])]], r["schedule_id"]) for r in links]
+        entries = [store.LedgerEntry(**r) for r in ledger]
         start = time.perf_counter()
         with conn.begin():
-            store._bulk_insert(conn, store.apscheduler_jobs, ("id", "next_run_time", "job_state"),
-                               [(r["id"], r["next_run_time"], r["job_state"]) for r in rows])  # fmt: skip
-            store._bulk_insert(conn, store.workflows_apscheduler_jobs, ("workflow_id", "schedule_id"), link_rows)
-            columns = tuple(c.name for c in store.ledger.columns)
-            store._bulk_insert(conn, store.ledger, columns, [tuple(r[c] for c in columns) for r in ledger])
+            store.insert_jobs(conn, job_rows, link_rows)
+            store.write_ledger(conn, entries, ())
         secs = time.perf_counter() - start
     engine.dispose()
     return secs
