@@ -23,7 +23,7 @@ from reconciler.reconcile import review_digest
 from reconciler.show_schedule import run_show_schedule
 from reconciler.status import run_status
 from tests.conftest import init_compatible
-from tests.test_reconcile import reconcile, schedule, write_schedules
+from tests.test_reconcile import delete_job, reconcile, schedule, write_schedules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JANE = "Jane Doe <jane@example.org>"
@@ -56,15 +56,6 @@ def ledger(db: str) -> dict[str, store.LedgerEntry]:
         entries = {e.key: e for e in store.read_ledger(conn)}
     engine.dispose()
     return entries
-
-
-def delete_job(db: str, key: str) -> None:
-    """Drift: a job row removed behind the reconciler's back (as the UI or a script would)."""
-    engine = store.connect(db)
-    with store.write_transaction(engine) as conn:
-        sid = schedule_id_for("default", key)
-        conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == sid))
-    engine.dispose()
 
 
 def job_ids(db: str) -> set[str]:

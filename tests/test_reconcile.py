@@ -66,6 +66,15 @@ def links(db: str) -> list[tuple[str, str]]:
     return sorted(rows)
 
 
+def delete_job(db: str, key: str) -> None:
+    """Drift: a job row removed behind the reconciler's back (as the UI, a script or a fired date job would)."""
+    engine = store.connect(db)
+    with store.write_transaction(engine) as conn:
+        sid = schedule_id_for("default", key)
+        conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == sid))
+    engine.dispose()
+
+
 def add_foreign_rows(db: str) -> tuple[str, str]:
     """An API-style job (random uuid4, linked, orchestrator's func) and a garbage row."""
     engine = init_compatible(db)
@@ -177,10 +186,7 @@ def test_drift_is_shown_and_corrected(db_url: str, tmp_path: Path) -> None:
     write_schedules(d, schedule("a", name="A"))
     assert reconcile(d, db_url).exit_code == 0
     sid = schedule_id_for("default", "a")
-    engine = store.connect(db_url)
-    with store.write_transaction(engine) as conn:
-        conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == sid))
-    engine.dispose()
+    delete_job(db_url, "a")
     plan = reconcile(d, db_url, dry_run=True)
     assert plan.plan is not None
     change = plan.plan.pending[0]
@@ -433,12 +439,8 @@ def test_fired_date_schedule_is_completed_not_an_error(db_url: str, tmp_path: Pa
     run_date = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
     write_schedules(d, schedule("once", trigger="date", trigger_kwargs={"run_date": run_date}), schedule("other"))
     assert reconcile(d, db_url).exit_code == 0
-    once_id = schedule_id_for("default", "once")
     # The scheduler fires it and removes the row, as APScheduler does with a date job; time moves on.
-    engine = store.connect(db_url)
-    with store.write_transaction(engine) as conn:
-        conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == once_id))
-    engine.dispose()
+    delete_job(db_url, "once")
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     write_schedules(d, schedule("once", trigger="date", trigger_kwargs={"run_date": past}), schedule("other"))
     plan = reconcile(d, db_url, dry_run=True, detailed_exitcode=True)
