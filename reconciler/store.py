@@ -259,9 +259,11 @@ def is_orchestrator_database(conn: Connection) -> bool:
     return count > 0
 
 
+SCHEDULE_TABLES = frozenset({"workflows", "apscheduler_jobs", "workflows_apscheduler_jobs"})
+
+
 def has_schedule_tables(conn: Connection) -> bool:
-    names = table_names(conn)
-    return {"workflows", "apscheduler_jobs", "workflows_apscheduler_jobs"} <= names
+    return table_names(conn) >= SCHEDULE_TABLES
 
 
 def create_compatible_tables(conn: Connection, *, seed_core_tasks: bool = True) -> None:
@@ -441,8 +443,10 @@ def ledger_exists(conn: Connection) -> bool:
 
 def read_ledger(conn: Connection) -> list[LedgerEntry]:
     """All ledger rows, every namespace (the planner needs to know what others own)."""
-    if not ledger_exists(conn):
-        return []
+    return _ledger_entries(conn) if ledger_exists(conn) else []
+
+
+def _ledger_entries(conn: Connection) -> list[LedgerEntry]:
     columns = (
         "namespace, key, schedule_id, workflow_name, spec_hash, row_hash, enabled, protect, "
         "source_path, source_line, applied_commit, applied_author, applied_at"
@@ -484,11 +488,13 @@ def read_live_state(conn: Connection, *, owner: str | None = None) -> LiveState:
     With `owner` (a namespace), rows still exactly as that namespace's ledger recorded them are read
     without their job_state (PostgreSQL): a no-op plan of 10,000 schedules then moves digests, not pickles.
     """
-    ledger_rows = tuple(read_ledger(conn))
-    if not has_schedule_tables(conn):
-        return LiveState((), ledger_rows, (), ledger_exists(conn))
+    names = table_names(conn)  # one catalog query for the three questions below
+    has_ledger = LEDGER_TABLE in names
+    ledger_rows = tuple(_ledger_entries(conn)) if has_ledger else ()
+    if not names >= SCHEDULE_TABLES:
+        return LiveState((), ledger_rows, (), has_ledger)
     unread = {e.schedule_id: e.row_hash for e in ledger_rows if e.namespace == owner and e.row_hash}
-    return LiveState(tuple(read_jobs(conn, unread)), ledger_rows, tuple(read_workflows(conn)), ledger_exists(conn))
+    return LiveState(tuple(read_jobs(conn, unread)), ledger_rows, tuple(read_workflows(conn)), has_ledger)
 
 
 COPY_THRESHOLD = 64  # below this, a plain INSERT is as fast and simpler to read in logs
