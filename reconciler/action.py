@@ -23,7 +23,7 @@ from pathlib import Path
 from reconciler import render
 from reconciler.apply import ApplySettings
 from reconciler.plan import Plan, PlanSettings
-from reconciler.reconcile import ReconcileOptions, origin_mark, plan_json, run
+from reconciler.reconcile import Outcome, ReconcileOptions, origin_mark, plan_json, run
 
 COMMANDS = ("validate", "plan", "apply")
 # GitHub rejects a step summary over 1 MiB; render_markdown counts characters and a few are multi-byte.
@@ -147,14 +147,8 @@ def run_plan(env: Mapping[str, str], directory: Path) -> int:
     """`command: plan`: a dry run; Markdown to the summary and a file, the saved plan JSON, the digest."""
     work = _workdir(env)
     saved = work / "plan.json"
-    options = _options(env, directory, dry_run=True, plan_out=saved)
-    outcome = run(options)
-    _print(outcome.out)
-    _print(outcome.err, err=True)
-    _error_annotations(outcome.err)
+    outcome = _run_reported(env, _options(env, directory, dry_run=True, plan_out=saved), ":x: no plan")
     if outcome.plan is None:
-        set_output(env, "has-changes", "false")
-        add_summary(env, "### Schedules plan\n\n:x: no plan: " + "; ".join(outcome.err)[:2000])
         return outcome.exit_code or 1
     comment, summary = _markdowns(outcome.plan, outcome.origins)
     markdown = work / "plan.md"
@@ -167,16 +161,24 @@ def run_plan(env: Mapping[str, str], directory: Path) -> int:
     return outcome.exit_code
 
 
-def run_apply(env: Mapping[str, str], directory: Path) -> int:
-    """`command: apply`: apply (refused with exit 3 if `expect-digest` does not match the plan)."""
-    options = _options(env, directory, dry_run=False, plan_out=None)
+def _run_reported(env: Mapping[str, str], options: ReconcileOptions, failure: str) -> Outcome:
+    """Run reconcile and print what it said (errors also as annotations); when it made no plan, say
+    so in the job summary under `failure` and set has-changes to false."""
     outcome = run(options)
     _print(outcome.out)
     _print(outcome.err, err=True)
     _error_annotations(outcome.err)
     if outcome.plan is None:
         set_output(env, "has-changes", "false")
-        add_summary(env, "### Schedules apply\n\n:x: nothing applied: " + "; ".join(outcome.err)[:2000])
+        title = "plan" if options.dry_run else "apply"
+        add_summary(env, f"### Schedules {title}\n\n{failure}: " + "; ".join(outcome.err)[:2000])
+    return outcome
+
+
+def run_apply(env: Mapping[str, str], directory: Path) -> int:
+    """`command: apply`: apply (refused with exit 3 if `expect-digest` does not match the plan)."""
+    outcome = _run_reported(env, _options(env, directory, dry_run=False, plan_out=None), ":x: nothing applied")
+    if outcome.plan is None:
         return outcome.exit_code or 1
     work = _workdir(env)
     path = work / "plan.json"

@@ -466,6 +466,18 @@ def test_action_validate_plan_apply(tmp_path: Path, repo: Repo, capsys: pytest.C
     assert action.main(action_env(tmp_path, d, command="deploy")) == 1
 
 
+def test_action_without_a_plan_says_so_in_the_summary(tmp_path: Path, repo: Repo) -> None:
+    d = schedules_dir(repo)
+    (d / "broken.yaml").write_text("schedules:\n  - key: Bad Key\n    workflow_name: x\n    trigger: cron\n")
+    db = f"sqlite:///{tmp_path / 'action.db'}"
+    for command, failure in (("plan", ":x: no plan: "), ("apply", ":x: nothing applied: ")):
+        (tmp_path / "summary.md").unlink(missing_ok=True)
+        assert action.main(action_env(tmp_path, d, command=command, database_uri=db)) == 1
+        summary = (tmp_path / "summary.md").read_text()
+        assert f"### Schedules {command}\n\n{failure}" in summary and "validation failed" in summary
+        assert outputs(tmp_path)["has-changes"] == "false"
+
+
 # -- the files GitHub and pre-commit read --------------------------------------------------------------------
 
 
