@@ -200,6 +200,48 @@ def status(
     _finish(code, out, err)
 
 
+@app.command("health")
+def health(
+    directory: Annotated[
+        Path,
+        typer.Argument(help="The schedules directory: triggers of managed `date` schedules that fired (if it exists)."),
+    ] = Path("schedules.d"),
+    db: DbOption = None,
+    since: Annotated[str, typer.Option("--since", help="The window judged, back from now: 90s, 15m, 24h, 7d.")] = "24h",
+    fmt: Annotated[str, typer.Option("--format", help="text, json, markdown or prometheus.")] = "text",
+    latency: Annotated[
+        float, typer.Option("--latency", help="Seconds after misfire grace a scheduled start may still appear.")
+    ] = 10.0,
+    serve: Annotated[
+        str | None, typer.Option("--serve", help="Serve /metrics on HOST:PORT (e.g. 127.0.0.1:9108) until stopped.")
+    ] = None,
+) -> None:
+    """Expected vs started runs per schedule: missed, failed, overdue; engine paused; scheduler liveness.
+
+    Read-only. Exit 0 healthy; 2 problems found; 1 error.
+    """
+    from datetime import timedelta
+
+    from reconciler import store
+    from reconciler.commands.health import HealthError, HealthOptions, parse_duration, run_health, serve_health
+    from reconciler.health.core import Tolerance
+
+    try:
+        window = parse_duration(since)
+    except HealthError as exc:
+        _finish(1, [], [f"error: {exc}"])
+    options = HealthOptions(
+        db_url=store.resolve_db_url(db),
+        since=window,
+        directory=directory,
+        fmt=fmt,
+        tolerance=Tolerance(latency=timedelta(seconds=max(latency, 0.0))),
+    )
+    if serve is not None:
+        raise typer.Exit(serve_health(options, serve))
+    _finish(*run_health(options))
+
+
 @app.command("load-initial-schedule")
 def load_initial_schedule(
     sources: Annotated[

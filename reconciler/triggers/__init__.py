@@ -7,7 +7,7 @@ depends on the host's zone. Around that:
 * :func:`trigger_problems` finds what builds but does not do what the author thinks: ``and`` triggers that
   hang APScheduler 3.11, ``or`` triggers that silently drop runs, dates in the past, APScheduler's
   Monday-is-0 weekday numbers, and cron times that a DST change skips, shifts or repeats;
-* :func:`next_fire_times` predicts runs without ever hanging;
+* :func:`next_fire_times` predicts runs without ever hanging; :func:`fire_times_between` lists a window's runs;
 * :func:`canonical_form` says whether two triggers are the same schedule (pickles and ``str()`` do not);
 * :func:`describe` and :func:`spec_from_trigger` go back from a trigger to words and to a spec.
 
@@ -22,7 +22,7 @@ One concept per module: ``building`` (spec → trigger, :class:`TriggerError`, t
 from reconciler.triggers.back_to_spec import spec_from_trigger
 from reconciler.triggers.building import TriggerError, build_trigger, zone_from_name
 from reconciler.triggers.canonical import canonical_form
-from reconciler.triggers.fire_times import next_fire_times
+from reconciler.triggers.fire_times import fire_times_between, next_fire_times
 from reconciler.triggers.problems import trigger_problems
 from reconciler.triggers.words import describe
 
@@ -31,6 +31,7 @@ __all__ = [
     "build_trigger",
     "canonical_form",
     "describe",
+    "fire_times_between",
     "next_fire_times",
     "spec_from_trigger",
     "trigger_problems",

@@ -19,6 +19,7 @@ AND_MAX_ITERATIONS = 1000  # AndTrigger rounds before we call it "never converge
 MISSED_RUNS_MAX = 10_000  # runs before `now` that next_fire_times walks past before giving up
 MISSED_RESTART = 100  # after this many missed runs, ask the trigger afresh from `now` (previous=None)
 CALENDAR_CHAIN_MAX = 100_000  # calendarinterval steps walked to skip a past start_date
+WINDOW_FIRES_MAX = 100_000  # fire times fire_times_between lists for one trigger before it stops (truncated)
 
 
 # --------------------------------------------------------------------------------------------- fire times
@@ -67,6 +68,50 @@ def next_fire_times(
         result.append(upcoming)
         prev = current = upcoming
     return result
+
+
+def fire_times_between(
+    trigger: BaseTrigger, start: datetime, end: datetime, *, limit: int = WINDOW_FIRES_MAX
+) -> tuple[list[datetime], bool]:
+    """Every fire time in ``[start, end]``, oldest first, and whether ``limit`` cut the list short.
+
+    The trigger's own history over a window: the first run at or after ``start``, then each next one chained
+    from the previous, as the scheduler chains them (so ``start_date``, ``end_date``, DST gaps and repeated
+    hours are the trigger's own answers). Same guards as :func:`next_fire_times` (a bounded ``AndTrigger``,
+    a past calendarinterval ``start_date``); jitter is left out. An ``IntervalTrigger`` is stepped by
+    arithmetic on UTC timestamps, which is what its own ``get_next_fire_time`` does one call at a time.
+    """
+    start, end = _aware_now(start), _aware_now(end)
+    plain = _without_jitter(trigger)
+    if isinstance(plain, IntervalTrigger):
+        return _interval_between(plain, start, end, limit)
+    found: list[datetime] = []
+    upcoming = _next(plain, None, start, top=True)
+    while upcoming is not None and _utc(upcoming) <= _utc(end):
+        if _utc(upcoming) >= _utc(start):  # a DateTrigger answers its run_date even when it lies before start
+            if len(found) == limit:
+                return found, True
+            found.append(upcoming)
+        following = _next(plain, upcoming, upcoming)
+        if following is not None and _utc(following) <= _utc(upcoming):
+            break  # a trigger that does not move forward would loop here forever
+        upcoming = following
+    return found, False
+
+
+def _interval_between(trigger: Any, start: datetime, end: datetime, limit: int) -> tuple[list[datetime], bool]:
+    first: datetime | None = trigger.get_next_fire_time(None, start)
+    if first is None:
+        return [], False
+    step = trigger.interval_length
+    last = end.timestamp()
+    if trigger.end_date is not None:
+        last = min(last, trigger.end_date.timestamp())
+    origin = first.timestamp()
+    count = int((last - origin) // step) + 1 if last >= origin else 0
+    zone = first.tzinfo
+    found = [datetime.fromtimestamp(origin + i * step, zone) for i in range(min(count, limit))]
+    return found, count > limit
 
 
 def _without_jitter(trigger: Any) -> Any:

@@ -1,0 +1,1 @@
+"""One module per command: each turns its options into one result (exit code, stdout lines, stderr lines)."""

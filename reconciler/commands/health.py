@@ -1,0 +1,135 @@
+"""`schedules health`: expected vs started runs per schedule, missed / failed / overdue, engine paused, liveness.
+
+Read-only (a read-only connection, no ledger migration, no lock), like `status`. How starts are attributed
+to fires, and with what tolerance, is in ``reconciler.health.core``.
+
+Exit codes: 0 healthy; 2 problems (a missed, failed or overdue run, an unreadable row, a workflow missing or
+soft-deleted, the engine paused); 1 error (database unreachable, bad option).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from reconciler import store
+from reconciler.health import metrics, render
+from reconciler.health.core import HealthReport, Tolerance, assess
+from reconciler.health.reading import read_health_data
+
+FORMATS = ("text", "json", "markdown", "prometheus")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SINCE_MAX = timedelta(days=366)  # a window longer than this is almost surely a typo, and slow
+
+
+class HealthError(ValueError):
+    """A bad option or an unreachable database: one line, exit 1."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """'24h', '1m', '90s', '1h30m', '7d' → timedelta; raises HealthError with the accepted form."""
+    cleaned = text.strip().lower()
+    parts = _DURATION.findall(cleaned)
+    if not cleaned or "".join(a + u for a, u in parts) != cleaned:
+        raise HealthError(f"--since {text!r}: use a duration such as 90s, 15m, 24h, 7d or 1h30m")
+    total = timedelta(seconds=sum(float(amount) * _UNIT_SECONDS[unit] for amount, unit in parts))
+    if total <= timedelta(0) or total > SINCE_MAX:
+        raise HealthError(f"--since {text!r}: the window must be longer than 0 and at most 366d")
+    return total
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9108' or ':9108' (loopback) → (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise HealthError(f"--serve {text!r}: use HOST:PORT, e.g. 127.0.0.1:9108")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    db_url: str
+    since: timedelta = timedelta(hours=24)
+    directory: Path | None = None  # schedules directory: the trigger of managed `date` jobs that fired
+    fmt: str = "text"
+    tolerance: Tolerance = field(default_factory=Tolerance)
+
+
+def collect(options: HealthOptions, *, now: datetime | None = None) -> tuple[HealthReport, list[str]]:
+    """One read-only look at the database, judged at `now` (default: the clock); returns the notes too."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    since = moment - options.since
+    engine = store.connect(options.db_url, read_only=True)
+    try:
+        with engine.connect() as conn, conn.begin():
+            data, notes = read_health_data(
+                conn, since=since, now=moment, directory=options.directory, early=options.tolerance.early
+            )
+    except SQLAlchemyError as exc:
+        raise HealthError(f"database {store.redact_url(options.db_url)}: {store.describe_db_error(exc)}") from exc
+    finally:
+        engine.dispose()
+    report = assess(data.schedules, data.seen, now=moment, since=since, tolerance=options.tolerance)
+    if data.seen.runs is None and data.schedules:
+        notes.append("no processes table (not an orchestrator-core database): liveness only, starts not checked")
+    return report, notes
+
+
+def rendered(report: HealthReport, fmt: str) -> list[str]:
+    if fmt == "json":
+        return render.render_json(report)
+    if fmt == "markdown":
+        return render.render_markdown(report)
+    if fmt == "prometheus":
+        return [metrics.exposition(report).rstrip("\n")]
+    return render.render_text(report)
+
+
+def exit_code(report: HealthReport) -> int:
+    return 0 if report.healthy else 2
+
+
+def run_health(options: HealthOptions, *, now: datetime | None = None) -> tuple[int, list[str], list[str]]:
+    """The command: (exit code, stdout lines, stderr lines)."""
+    if options.fmt not in FORMATS:
+        return 1, [], [f"error: --format {options.fmt!r}: use one of {', '.join(FORMATS)}"]
+    try:
+        report, notes = collect(options, now=now)
+    except HealthError as exc:
+        return 1, [], [f"error: {exc}"]
+    # The text report says "no processes table" itself; the other formats carry it as data.
+    err = [f"note: {n}" for n in notes if options.fmt != "text" or "processes table" not in n]
+    return exit_code(report), rendered(report, options.fmt), err
+
+
+def serve_health(options: HealthOptions, listen: str, *, stop: threading.Event | None = None) -> int:
+    """`--serve HOST:PORT`: /metrics until SIGTERM / SIGINT (or `stop`); each scrape reads the database."""
+    try:
+        host, port = parse_listen(listen)
+        server, thread = metrics.serve(host, port, lambda: collect(options)[0])
+    except (HealthError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    done = stop or threading.Event()
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        done.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    print(f"serving /metrics on http://{host}:{server.server_port}/metrics", file=sys.stderr, flush=True)
+    done.wait()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+    return 0
