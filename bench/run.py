@@ -155,9 +155,9 @@ def scenario(backend: str, n: int) -> dict[str, Any]:
     from reconciler import store
     from reconciler.apply import ApplySettings
     from reconciler.cli import tune_gc
+    from reconciler.commands.reconcile import ReconcileOptions, run
+    from reconciler.commands.validate import load_desired
     from reconciler.plan import PlanSettings
-    from reconciler.reconcile import ReconcileOptions, run
-    from reconciler.validate import load_desired
 
     tune_gc()  # as the `schedules` entry point does
     results: dict[str, Any] = {"backend": backend, "n": n, "repeat": REPEAT}
@@ -314,7 +314,7 @@ def add_job_baseline(url: str, tree: Path, now: datetime) -> float:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from reconciler import store, triggers
-    from reconciler.validate import load_desired
+    from reconciler.commands.validate import load_desired
 
     desired = load_desired(tree, now=now).schedules
     engine = store.connect(url)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.run import database  # noqa: E402
 from reconciler.apply import ApplySettings  # noqa: E402
-from reconciler.reconcile import ReconcileOptions, run  # noqa: E402
+from reconciler.commands.reconcile import ReconcileOptions, run  # noqa: E402
 
 STARTER = """\
 import json, sys, time

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from reconciler import render
 from reconciler.apply import ApplySettings
+from reconciler.commands.reconcile import Outcome, ReconcileOptions, origin_mark, plan_json, run
 from reconciler.plan import Plan, PlanSettings
-from reconciler.reconcile import Outcome, ReconcileOptions, origin_mark, plan_json, run
 
 COMMANDS = ("validate", "plan", "apply")
 # GitHub rejects a step summary over 1 MiB; render_markdown counts characters and a few are multi-byte.
@@ -92,7 +92,7 @@ def _error_annotations(lines: list[str]) -> None:
 
 def run_validate(env: Mapping[str, str], directory: Path) -> int:
     """`command: validate`: every problem as a `::error file=,line=,col=::` annotation."""
-    from reconciler.validate import run_validate as validate
+    from reconciler.commands.validate import run_validate as validate
 
     db = _input(env, "database-uri") or None
     code, out, err = validate(directory, db_url=db, fmt="github")

@@ -76,7 +76,7 @@ def validate(
 
     No database needed; --db adds the workflow checks.
     """
-    from reconciler.validate import run_validate
+    from reconciler.commands.validate import run_validate
 
     code, out, err = run_validate(directory, db_url=db, fmt=fmt.value)
     _finish(code, out, err)
@@ -141,9 +141,9 @@ def reconcile(
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
     from reconciler.apply import ApplySettings
+    from reconciler.commands.reconcile import ReconcileOptions, run
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
-    from reconciler.reconcile import ReconcileOptions, run
 
     if plan_out is not None and not dry_run:
         _finish(1, [], ["error: --plan-out goes with --dry-run (apply the saved plan with --plan)"])
@@ -191,9 +191,9 @@ def status(
     Exit 0 in sync; 2 HEAD has changes not yet applied, or the database drifted; 1 error.
     """
     from reconciler import store
+    from reconciler.commands.status import run_status
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
-    from reconciler.status import run_status
 
     settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
     code, out, err = run_status(directory, store.resolve_db_url(db), settings, "json" if fmt is Format.json else "text")
@@ -255,7 +255,7 @@ def load_initial_schedule(
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything could not be migrated.")] = False,
 ) -> None:
     """Write YAML for core's initial schedules and for legacy @scheduler decorators found in --from."""
-    from reconciler.load_initial import Level, run
+    from reconciler.commands.load_initial import Level, run
 
     result = run(sources or (), out, include_core=not no_core, force=force, check=check, strict=strict)
     _finish(
@@ -278,9 +278,9 @@ def import_schedules(
 ) -> None:
     """Write imported.yaml for jobs created through orchestrator-core's API/UI; reconcile then adopts them."""
     from reconciler import store
-    from reconciler.importer import run
+    from reconciler.commands.import_jobs import run
+    from reconciler.commands.load_initial import Level
     from reconciler.jobstate import ORCHESTRATOR_FUNC
-    from reconciler.load_initial import Level
 
     result = run(out, store.resolve_db_url(db), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
     _finish(
@@ -390,8 +390,8 @@ def show_schedule(
 ) -> None:
     """Table of all jobs: key, name, workflow, trigger, next run, source, drift. Read-only."""
     from reconciler import store
+    from reconciler.commands.show_schedule import run_show_schedule
     from reconciler.jobstate import ORCHESTRATOR_FUNC
-    from reconciler.show_schedule import run_show_schedule
 
     code, out, err = run_show_schedule(
         store.resolve_db_url(db),
@@ -416,7 +416,7 @@ def force_command(
 ) -> None:
     """Start that schedule's workflow now, through the same starter as `run`. Exit 0 started, 1 not."""
     from reconciler import store
-    from reconciler.force import run_force
+    from reconciler.commands.force import run_force
     from reconciler.runner import runnable
     from reconciler.starters import StarterOptions
 

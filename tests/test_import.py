@@ -32,12 +32,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from reconciler import importer, store, triggers
+from reconciler import store, triggers
 from reconciler.cli import app
+from reconciler.commands import import_jobs as importer
+from reconciler.commands.load_initial import Result
+from reconciler.commands.validate import load_desired
 from reconciler.jobstate import build_job_row, load_job_state
-from reconciler.load_initial import Result
 from reconciler.plan import Action
-from reconciler.validate import load_desired
 from tests.conftest import create_scratch_pg, drop_scratch_pg, init_compatible
 from tests.test_reconcile import jobs, links, reconcile, write_schedules
 

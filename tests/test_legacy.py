@@ -30,7 +30,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler import legacy, load_initial, triggers, validate, yaml_writer
+from reconciler import legacy, triggers, yaml_writer
+from reconciler.commands import load_initial, validate
 from reconciler.initial import CORE_INITIAL_SCHEDULES
 from reconciler.spec import KEY_PATTERN, ScheduleFile
 

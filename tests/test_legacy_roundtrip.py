@@ -24,10 +24,11 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from reconciler import legacy, load_initial, store, triggers
+from reconciler import legacy, store, triggers
+from reconciler.commands import load_initial
+from reconciler.commands.validate import load_desired
 from reconciler.jobstate import load_job_state
 from reconciler.spec import DesiredSchedule
-from reconciler.validate import load_desired
 from tests.conftest import init_compatible
 from tests.test_legacy import (  # the equivalence test's helpers: same decorator evaluation
     NOW,

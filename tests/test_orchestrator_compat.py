@@ -47,8 +47,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from reconciler.apply import ApplySettings
+from reconciler.commands.reconcile import Outcome, ReconcileOptions, run
 from reconciler.plan import PlanSettings, schedule_id_for
-from reconciler.reconcile import Outcome, ReconcileOptions, run
 from tests.conftest import create_scratch_pg, drop_scratch_pg
 
 pytestmark = [pytest.mark.postgres, pytest.mark.orchestrator]

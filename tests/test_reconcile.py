@@ -18,9 +18,9 @@ from sqlalchemy import select, text
 
 from reconciler import store
 from reconciler.apply import ApplySettings
+from reconciler.commands.reconcile import Outcome, ReconcileOptions, run
 from reconciler.jobstate import build_job_row, load_job_state
 from reconciler.plan import PlanSettings, schedule_id_for
-from reconciler.reconcile import Outcome, ReconcileOptions, run
 from tests.conftest import init_compatible
 
 REPO = Path(__file__).resolve().parent.parent
@@ -471,8 +471,8 @@ def test_owned_rows_are_planned_from_digests_and_read_whole_only_when_needed(pg_
     """PostgreSQL: rows still as our ledger recorded them are read without their pickles; a changed spec
     makes the plan ask for exactly those rows; the plan (and its fingerprint) is the one a full read gives."""
     from reconciler.apply import read_and_plan
+    from reconciler.commands.validate import load_desired
     from reconciler.plan import compute_plan
-    from reconciler.validate import load_desired
 
     init_compatible(pg_url).dispose()
     d = tmp_path / "s"
@@ -520,8 +520,8 @@ def test_post_commit_check_reads_back_what_was_written(db_url: str, tmp_path: Pa
     """The check after commit compares the written rows by digest and the linker rows; a row or link
     that differs (here changed behind our back) is counted as still pending."""
     from reconciler import apply as applier
+    from reconciler.commands.validate import load_desired
     from reconciler.jobstate import repickle
-    from reconciler.validate import load_desired
 
     init_compatible(db_url).dispose()
     d = tmp_path / "s"

@@ -31,8 +31,8 @@ from sqlalchemy import select
 
 from reconciler import store
 from reconciler.apply import ApplySettings
+from reconciler.commands.reconcile import ReconcileOptions, run
 from reconciler.plan import PlanSettings
-from reconciler.reconcile import ReconcileOptions, run
 
 REPO = Path(__file__).resolve().parent.parent
 STARTER = Path(__file__).resolve().with_name("runner_starter.py")

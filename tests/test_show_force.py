@@ -28,9 +28,9 @@ from sqlalchemy import select, update
 
 from reconciler import store
 from reconciler.apply import ApplySettings
+from reconciler.commands.reconcile import ReconcileOptions, run
 from reconciler.jobstate import build_job_row, load_job_state, repickle
 from reconciler.plan import PlanSettings, schedule_id_for
-from reconciler.reconcile import ReconcileOptions, run
 from tests.test_reconcile import schedule as spec
 from tests.test_reconcile import write_schedules
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.validate import load_desired
+from reconciler.commands.validate import load_desired
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent

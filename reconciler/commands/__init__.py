@@ -1,1 +1,4 @@
-"""One module per command: each turns its options into one result (exit code, stdout lines, stderr lines)."""
+"""One module per `schedules` command, each a function from options to one result.
+
+`reconciler.cli` declares the options and hands each result to `reconciler.exit_codes`.
+"""

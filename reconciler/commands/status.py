@@ -153,7 +153,7 @@ def collect(directory: Path, db_url: str, settings: PlanSettings) -> StatusRepor
     from sqlalchemy.exc import SQLAlchemyError
 
     from reconciler import apply as applier
-    from reconciler.validate import format_problems, load_desired
+    from reconciler.commands.validate import format_problems, load_desired
 
     report = StatusReport(target=store.redact_url(db_url), namespace=settings.namespace)
     now = datetime.now(UTC)

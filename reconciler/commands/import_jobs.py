@@ -39,8 +39,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import legacy, store, triggers, yaml_writer
+from reconciler.commands.load_initial import Level, OutputFile, ReportLine, Result, shown_path, write_outputs
 from reconciler.jobstate import ORCHESTRATOR_FUNC
-from reconciler.load_initial import Level, OutputFile, ReportLine, Result, shown_path, write_outputs
 from reconciler.loader import LoadedFile, load_file, schedule_files
 from reconciler.plan import decode
 from reconciler.problems import Severity

@@ -18,10 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import apply as applier
 from reconciler import provenance, render, store
+from reconciler.commands.validate import as_plain, format_problems, load_desired
 from reconciler.plan import Action, Change, Plan, PlanSettings
 from reconciler.problems import Problem
 from reconciler.spec import DesiredSchedule, SourceLocation
-from reconciler.validate import as_plain, format_problems, load_desired
 
 SAVED_PLAN_VERSION = 1
 

@@ -259,7 +259,7 @@ def run_show_schedule(
     func: str = ORCHESTRATOR_FUNC,
 ) -> tuple[int, list[str], list[str]]:
     """The whole command: exit code, stdout lines, stderr lines. Never writes (read-only connection)."""
-    from reconciler.validate import load_desired
+    from reconciler.commands.validate import load_desired
 
     now = datetime.now(UTC)
     notes: list[str] = []
