@@ -110,7 +110,7 @@ def _fired_dates(
     """Managed `date` schedules whose row is gone (they fired), with their trigger from the files."""
     if not absent or directory is None or not directory.is_dir():
         return [], []
-    from reconciler.validate import load_desired
+    from reconciler.commands.validate import load_desired
 
     loaded = load_desired(directory, now=now, completed=frozenset(e.key for e in absent))
     if not loaded.ok:
