@@ -8,6 +8,7 @@ plain, frozen data that the planner compares with the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,13 +30,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# APScheduler compares the lateness of a run with timedelta(seconds=misfire_grace_time): a longer grace
+# raises OverflowError in the runner's thread for every run, so it is refused here.
+MAX_GRACE_SECONDS = timedelta.max.days * 86_400
+
+
 class FileDefaults(_Strict):
     """Values that fill the fields the schedules of the same file leave out."""
 
     timezone: str | None = Field(None, description="IANA time zone name, e.g. Europe/Amsterdam.")
     user_inputs: list[dict[str, Any]] | None = None
     enabled: bool | None = None
-    misfire_grace_time: int | None = Field(None, ge=1)
+    misfire_grace_time: int | None = Field(None, ge=1, le=MAX_GRACE_SECONDS)
     coalesce: bool | None = None
     max_instances: int | None = Field(None, ge=1)
     protect: bool | None = None
@@ -59,7 +65,7 @@ class ScheduleSpec(_Strict):
     timezone: str | None = Field(None, description="IANA time zone; default: defaults.timezone, else UTC.")
     user_inputs: list[dict[str, Any]] | None = Field(None, description="Workflow inputs; default [{}].")
     enabled: bool | None = Field(None, description="false: no job in apscheduler_jobs, ledger entry kept.")
-    misfire_grace_time: int | None = Field(None, ge=1, description="Seconds; default 1.")
+    misfire_grace_time: int | None = Field(None, ge=1, le=MAX_GRACE_SECONDS, description="Seconds; default 1.")
     coalesce: bool | None = None
     max_instances: int | None = Field(None, ge=1)
     protect: bool | None = Field(None, description="true: reconcile never deletes it.")

@@ -262,3 +262,52 @@ def test_the_lean_walk_gives_what_the_general_walk_gives(text: str) -> None:
         return value, [p.message for p in walker.problems]
 
     assert outcome(lean=True) == outcome(lean=False)
+
+
+# Values that overflow or make APScheduler itself raise while the trigger is built or first asked for its
+# fire times (issue 12, item 7): each is one error at the value's file:line:col, never an exception.
+OVERFLOWING = [
+    ("interval", "seconds: " + "9" * 400, 6, 16),
+    ("interval", "seconds: 5\n      jitter: " + "9" * 400, 7, 15),
+    ("calendarinterval", "years: 100000000000", 4, 14),
+    ("calendarinterval", "days: " + "9" * 400, 4, 14),
+]
+
+
+@pytest.mark.parametrize(("trigger", "kwargs", "line", "col"), OVERFLOWING)
+def test_overflowing_trigger_values_are_located_errors(
+    tmp_path: Path, trigger: str, kwargs: str, line: int, col: int
+) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        f"schedules:\n  - key: big\n    workflow_name: w\n    trigger: {trigger}\n"
+        f"    trigger_kwargs:\n      {kwargs}\n",
+    )
+    problem = only_error(tmp_path)
+    assert problem.startswith(f"a.yaml:{line}:{col}: error: big: "), problem
+
+
+def test_a_trigger_whose_runs_reach_the_end_of_the_calendar_is_valid_and_plannable(tmp_path: Path) -> None:
+    from reconciler.triggers import build_trigger, next_fire_times
+
+    trigger = build_trigger("interval", {"hours": 1, "start_date": "9999-12-31T23:59:59"}, "UTC", now=NOW)
+    assert [t.year for t in next_fire_times(trigger, 3, NOW)] == [9999]  # year 10000 does not exist
+
+
+def test_overflowing_misfire_grace_time_is_a_located_error(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "a.yaml",
+        "schedules:\n  - key: big\n    workflow_name: w\n    trigger: interval\n    trigger_kwargs: {hours: 1}\n"
+        f"    misfire_grace_time: {'9' * 400}\n",
+    )
+    assert only_error(tmp_path).startswith("a.yaml:6:25: error: "), problems_of(tmp_path)
+
+
+def test_cli_reports_an_overflow_with_its_place_and_exit_1(tmp_path: Path) -> None:
+    write(tmp_path / "s", "a.yaml", GOOD.replace("{hours: 1}", "{seconds: " + "9" * 400 + "}"))
+    proc = run_cli("validate", "s", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "s/a.yaml:5:31: error: ok: seconds is too large" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "int too large" not in proc.stdout + proc.stderr

@@ -145,7 +145,10 @@ def _number(value: object, where: Where, what: str) -> float:
     if not _is_number(value):
         kind = "a boolean" if isinstance(value, bool) else type(value).__name__
         raise TriggerError(f"{what} must be a number, got {kind} {value!r}", where)
-    number = float(value)  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int of hundreds of digits: no float, no timedelta holds it
+        raise TriggerError(f"{what} is too large ({len(str(value))} digits)", where) from None
     if math.isnan(number) or math.isinf(number):
         raise TriggerError(f"{what} must be a finite number, got {value!r}", where)
     if number < 0:
@@ -291,7 +294,14 @@ def _build_node(name: object, kwargs: object, zone: ZoneInfo, now: datetime, at:
                 f"unknown argument {key!r} for a {name} trigger ({hint}allowed: {', '.join(_ALLOWED[name])})",
                 (*kw, key),
             )
-    node: _Node = _BUILDERS[name](kwargs, zone, now, at, kw)
+    try:
+        node: _Node = _BUILDERS[name](kwargs, zone, now, at, kw)
+    except TriggerError:
+        raise
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        # Whatever APScheduler or the standard library raise for a value the checks above let through
+        # (a date at the end of the calendar, a count too large for C): still an error with a place.
+        raise TriggerError(f"{name} trigger: {exc}", at) from None
     return node
 
 

@@ -48,7 +48,14 @@ def next_fire_times(
     current = previous if previous is not None and _utc(previous) > _utc(now) else now
     missed = 0
     while len(result) < count:
-        upcoming = _next(plain, prev, current, top=True)
+        try:
+            upcoming = _next(plain, prev, current, top=True)
+        except TriggerError:
+            raise
+        except (OverflowError, ValueError):
+            if not result:
+                raise  # not even one run: the spec is broken (validation reports it with its place)
+            break  # the calendar ends (year 9999) before `count` runs: the preview stops there
         if upcoming is None:
             break
         if _utc(upcoming) < _utc(now):  # a missed run: the scheduler would coalesce it into one run now
