@@ -52,6 +52,13 @@ NamespaceOption = Annotated[
         help="Owner namespace: new ids are uuid5(namespace, key); two repos must use different ones.",
     ),
 ]
+FollowOutsideOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow-symlinks-outside",
+        help="Read symlinks whose target is outside the schedules directory (an error otherwise).",
+    ),
+]
 FuncOption = Annotated[
     str | None,
     typer.Option("--func", help="The job function reference written into job_state (default: orchestrator-core's)."),
@@ -71,6 +78,7 @@ def validate(
     directory: DirectoryArg = Path("schedules.d"),
     db: DbOption = None,
     fmt: FormatOption = Format.text,
+    follow_symlinks_outside: FollowOutsideOption = False,
 ) -> None:
     """Check schedule files: syntax, schema, triggers, time zones, DST.
 
@@ -78,7 +86,7 @@ def validate(
     """
     from reconciler.commands.validate import run_validate
 
-    code, out, err = run_validate(directory, db_url=db, fmt=fmt.value)
+    code, out, err = run_validate(directory, db_url=db, fmt=fmt.value, follow_symlinks_outside=follow_symlinks_outside)
     _finish(code, out, err)
 
 
@@ -137,6 +145,7 @@ def reconcile(
             show_default=False,
         ),
     ] = None,
+    follow_symlinks_outside: FollowOutsideOption = False,
 ) -> None:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
@@ -173,6 +182,7 @@ def reconcile(
         allow_dirty=allow_dirty,
         base=base,
         expect_digest=expect_digest,
+        follow_symlinks_outside=follow_symlinks_outside,
     )
     outcome = run(options)
     _finish(outcome.exit_code, outcome.out, outcome.err)

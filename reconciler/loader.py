@@ -8,7 +8,10 @@ path (``("schedules", 3, "trigger")``) maps to its 1-based line and column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,13 +242,109 @@ def load_file(path: Path, display: str | None = None) -> LoadedFile:
     return load_text(shown, raw)
 
 
-def schedule_files(directory: Path) -> list[Path]:
-    """Every *.yaml / *.yml below `directory`, sorted; names starting with '_' or '.' are skipped."""
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class FoundFiles:
+    """The schedule files below a directory, and the entries that make the run fail."""
+
+    paths: list[Path]
+    problems: list[Problem]
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def find_schedule_files(
+    directory: Path,
+    *,
+    follow_symlinks_outside: bool = False,
+    display: Callable[[Path], str] = str,
+) -> FoundFiles:
+    """Every *.yaml / *.yml below `directory`, or a problem for each one that cannot be read as a file.
+
+    Names starting with '_' or '.' are skipped. One rule for symlinks, to files and to directories alike:
+    followed when the target is inside `directory`, an error when it is outside (unless
+    `follow_symlinks_outside`), dangling or looping. A YAML name on anything but a regular file (a FIFO,
+    a device, a directory) is an error too. Skipping any of these would make their schedules look
+    removed, and the next apply would delete them.
+    """
+    root = directory.resolve()
     found: list[Path] = []
-    for p in directory.rglob("*"):
-        rel = p.relative_to(directory).parts
-        if any(part.startswith(("_", ".")) for part in rel):
-            continue
-        if p.suffix in (".yaml", ".yml") and p.is_file():
-            found.append(p)
-    return sorted(found)
+    problems: list[Problem] = []
+    read_targets: set[Path] = set()
+
+    def fail(path: Path, message: str) -> None:
+        problems.append(error(display(path), 1, 1, message))
+
+    def walk(folder: Path, ancestors: frozenset[Path]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            fail(folder, f"cannot read directory: {exc.strerror}; nothing is applied until it can be read")
+            return
+        for entry in entries:
+            if entry.name.startswith(("_", ".")):
+                continue
+            path = folder / entry.name
+            is_yaml = entry.name.endswith(YAML_SUFFIXES)
+            try:
+                is_link = entry.is_symlink()
+                target = path.resolve(strict=True) if is_link else path
+                mode = os.stat(path).st_mode  # follows the link
+            except FileNotFoundError:
+                if is_yaml:
+                    fail(path, f"dangling symlink (to {os.readlink(path)}): its target does not exist")
+                continue
+            except (RuntimeError, OSError) as exc:
+                # Python raises RuntimeError (3.11-3.12) or OSError ELOOP (3.13+) for a symlink loop.
+                if is_link and (isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP):
+                    fail(path, "symlink loop: it never reaches a file")
+                elif is_yaml:
+                    fail(path, f"cannot read file: {getattr(exc, 'strerror', None) or exc}")
+                continue
+            is_dir = stat.S_ISDIR(mode)
+            if not is_dir and not is_yaml:
+                continue
+            if is_link and not target.is_relative_to(root) and not follow_symlinks_outside:
+                fail(
+                    path,
+                    f"symlink to {target}, outside the schedules directory; pass --follow-symlinks-outside to read it",
+                )
+                continue
+            if is_dir:
+                if is_yaml:
+                    fail(path, "is a directory with a YAML file name; rename it or move its files")
+                    continue
+                real = target.resolve() if is_link else path.resolve()
+                if real in ancestors or real == root:
+                    fail(path, f"symlink loop: {real} contains this link")
+                    continue
+                walk(path, ancestors | {real})
+                continue
+            if not stat.S_ISREG(mode):
+                fail(path, f"is {_kind(mode)}, not a regular file; a schedule file must be one")
+                continue
+            real_file = path.resolve()
+            if real_file in read_targets:  # a second link to a file already read
+                continue
+            read_targets.add(real_file)
+            found.append(path)
+
+    walk(directory, frozenset({root}))
+    return FoundFiles(sorted(found), problems)
+
+
+def schedule_files(directory: Path) -> list[Path]:
+    """Every readable *.yaml / *.yml below `directory`, sorted (see `find_schedule_files` for the rule)."""
+    return find_schedule_files(directory).paths

@@ -45,6 +45,8 @@ class ReconcileOptions:
     base: str | None = None
     # Apply only if the plan's review digest equals this one (the digest shown in the reviewed PR); exit 3 otherwise.
     expect_digest: str | None = None
+    # Read symlinks whose target is outside the schedules directory (an error by default; see loader).
+    follow_symlinks_outside: bool = False
 
 
 @dataclass
@@ -221,7 +223,12 @@ def run(options: ReconcileOptions) -> Outcome:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 return Outcome(1, err=[f"error: cannot read saved plan {options.plan_in}: {exc}"])
         else:
-            loaded = load_desired(options.directory, now=now, completed=_completed_keys(options, settings))
+            loaded = load_desired(
+                options.directory,
+                now=now,
+                completed=_completed_keys(options, settings),
+                follow_symlinks_outside=options.follow_symlinks_outside,
+            )
             if not loaded.ok:
                 # A broken file must never look like "these schedules were removed": abort before the database.
                 problems = [p for p in loaded.problems if p.is_error]

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ValidationError
 
 from reconciler import triggers
-from reconciler.loader import LoadedFile, PathKey, load_file, schedule_files
+from reconciler.loader import LoadedFile, PathKey, find_schedule_files, load_file
 from reconciler.problems import Problem, Severity, error, warning
 from reconciler.spec import (
     TRIGGER_NAMES,
@@ -154,18 +154,27 @@ def _check_file(
     return resolved
 
 
-def load_desired(directory: Path, *, now: datetime, completed: frozenset[str] = frozenset()) -> DesiredSet:
+def load_desired(
+    directory: Path,
+    *,
+    now: datetime,
+    completed: frozenset[str] = frozenset(),
+    follow_symlinks_outside: bool = False,
+) -> DesiredSet:
     """Read and check every schedule file below `directory` (no database needed).
 
     `completed`: keys whose `date` schedule the ledger shows as already fired; their past run_date is
     not an error (reconcile and `validate --db` know them, a plain `validate` cannot).
+    `follow_symlinks_outside`: read symlinks whose target is outside `directory` instead of failing.
     """
     out = DesiredSet()
     if not directory.is_dir():
         out.problems.append(error(display_path(directory), 0, 0, "schedules directory does not exist"))
         return out
     first_place: dict[str, SourceLocation] = {}
-    for path in schedule_files(directory):
+    found = find_schedule_files(directory, follow_symlinks_outside=follow_symlinks_outside, display=display_path)
+    out.problems.extend(found.problems)
+    for path in found.paths:
         loaded = load_file(path, display_path(path))
         out.files.append(loaded.path)
         out.problems.extend(loaded.problems)
@@ -304,7 +313,12 @@ def workflow_problems(schedules: Sequence[DesiredSchedule], workflows: Sequence[
 
 
 def run_validate(
-    directory: Path, *, db_url: str | None, fmt: str, namespace: str = "default"
+    directory: Path,
+    *,
+    db_url: str | None,
+    fmt: str,
+    namespace: str = "default",
+    follow_symlinks_outside: bool = False,
 ) -> tuple[int, list[str], list[str]]:
     """The `validate` command: (exit code, stdout lines, stderr lines)."""
 
@@ -324,7 +338,9 @@ def run_validate(
             return 1, [], [f"error: database: {store.describe_db_error(exc)}"]
         finally:
             engine.dispose()
-    desired = load_desired(directory, now=datetime.now(UTC), completed=completed)
+    desired = load_desired(
+        directory, now=datetime.now(UTC), completed=completed, follow_symlinks_outside=follow_symlinks_outside
+    )
     if workflows is not None and desired.ok:
         desired.problems.extend(workflow_problems(desired.schedules, workflows))
     code = 0 if desired.ok else 1
