@@ -137,9 +137,16 @@ def test_overdue_everywhere_means_no_scheduler() -> None:
     assert report.liveness is Liveness.STOPPED and report.oldest_overdue == timedelta(minutes=7)
     text = render.render_text(report)
     assert sum("no scheduler is processing this database" in line for line in text) == 1
-    # One job only a few seconds behind is within tolerance: not overdue, and the scheduler counts as alive.
+    # A job a few seconds behind is within tolerance; a scheduled start after `late` shows a scheduler at
+    # work that has not seen job a's row.
     fresh = [schedule("a", every(10), next_run=late), schedule("b", every(30), next_run=NOW - timedelta(seconds=5))]
-    assert assess(fresh, seen([]), now=NOW, since=since).liveness is Liveness.PARTLY
+    assert assess(fresh, seen([]), now=NOW, since=since).liveness is Liveness.STOPPED
+    working = assess(fresh, seen([run(NOW - timedelta(minutes=1), workflow="task_b")]), now=NOW, since=since)
+    assert working.liveness is Liveness.PARTLY
+    assert [s.overdue for s in working.schedules] == [True, False]
+    # A daily job due tomorrow proves nothing: with the others overdue and no start, still STOPPED.
+    daily = schedule("c", CronTrigger(hour=3, timezone=ZoneInfo("UTC")), next_run=NOW + timedelta(hours=15))
+    assert assess([*jobs, daily], seen([]), now=NOW, since=since).liveness is Liveness.STOPPED
 
 
 def test_two_schedules_of_one_workflow_are_attributed_by_nearest_fire() -> None:

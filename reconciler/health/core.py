@@ -193,8 +193,8 @@ class ScheduleHealth:
 
 class Liveness(StrEnum):
     PROCESSING = "processing"  # no job is overdue
-    STOPPED = "stopped"  # every active job is overdue: no scheduler processes this database
-    PARTLY = "partly"  # some jobs overdue: rows the scheduler has not seen (written behind its back?)
+    STOPPED = "stopped"  # jobs overdue, and no scheduled start since: no scheduler processes this database
+    PARTLY = "partly"  # jobs overdue, yet a scheduler started runs since: rows it has not seen
     UNKNOWN = "unknown"  # no active job to tell by
 
 
@@ -353,8 +353,8 @@ def assess(
         for index, schedule in enumerate(inputs)
         for own in (fires_by_schedule[index],)
     ]
-    liveness, oldest = _liveness(results)
     starts = [_utc(r.started_at) for r in seen.runs or ()]
+    liveness, oldest = _liveness(results, starts if seen.runs is not None else None)
     return HealthReport(
         now=now,
         since=since,
@@ -414,12 +414,23 @@ def _verdict(
     )
 
 
-def _liveness(results: Sequence[ScheduleHealth]) -> tuple[Liveness, timedelta | None]:
+def _liveness(
+    results: Sequence[ScheduleHealth], starts: Sequence[datetime] | None
+) -> tuple[Liveness, timedelta | None]:
+    """STOPPED when jobs are overdue and nothing says a scheduler ran since the oldest of them fell due.
+
+    A job whose next run lies ahead says nothing (it may not have been due yet). With a processes table,
+    a scheduled start after the oldest overdue instant shows a scheduler at work that does not see those
+    rows (PARTLY); without one, only "every active job overdue" is STOPPED.
+    """
     active = [r for r in results if r.row_present and r.next_run is not None]
-    overdue = [r.overdue_by for r in active if r.overdue_by is not None]
-    oldest = max(overdue) if overdue else None
+    overdue = [r for r in active if r.overdue_by is not None]
     if not active:
         return Liveness.UNKNOWN, None
-    if len(overdue) == len(active):
-        return Liveness.STOPPED, oldest
-    return (Liveness.PARTLY if overdue else Liveness.PROCESSING), oldest
+    if not overdue:
+        return Liveness.PROCESSING, None
+    oldest = max(r.overdue_by for r in overdue if r.overdue_by is not None)
+    if starts is None:
+        return (Liveness.STOPPED if len(overdue) == len(active) else Liveness.PARTLY), oldest
+    stuck_since = min(r.next_run for r in overdue if r.next_run is not None)
+    return (Liveness.PARTLY if any(at > stuck_since for at in starts) else Liveness.STOPPED), oldest

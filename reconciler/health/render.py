@@ -35,7 +35,8 @@ def scheduler_lines(report: HealthReport) -> list[str]:
     if report.liveness is Liveness.STOPPED:
         return [
             "Scheduler: STOPPED: no scheduler is processing this database",
-            f"  (every job's next run is overdue, the oldest by {_span(report.oldest_overdue)})",
+            f"  ({sum(1 for s in report.schedules if s.overdue)} job(s) overdue, the oldest by "
+            f"{_span(report.oldest_overdue)}; no scheduled start since)",
         ]
     if report.liveness is Liveness.PARTLY:
         count = sum(1 for s in report.schedules if s.overdue)
