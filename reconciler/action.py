@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from reconciler import render
+from reconciler import render, workflow_commands
 from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import Outcome, ReconcileOptions, origin_mark, plan_json, run
 from reconciler.plan import Plan, PlanSettings
@@ -43,11 +43,6 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if value not in ("true", "false"):
         raise ActionError(f"input {name} must be true or false, not {value!r}")
     return value == "true"
-
-
-def _escape(message: str) -> str:
-    # Workflow-command escaping of the message part.
-    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def set_output(env: Mapping[str, str], name: str, value: str) -> None:
@@ -87,7 +82,7 @@ def _error_annotations(lines: list[str]) -> None:
     for line in lines:
         for part in line.splitlines():
             if part.startswith("error: "):
-                print(f"::error::{_escape(part[len('error: ') :])}")
+                print(workflow_commands.command("error", part[len("error: ") :]))
 
 
 def run_validate(env: Mapping[str, str], directory: Path) -> int:
@@ -211,7 +206,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
             return run_apply(environ, directory)
         raise ActionError(f"input command must be one of {', '.join(COMMANDS)}, not {command!r}")
     except ActionError as exc:
-        print(f"::error::{_escape(str(exc))}")
+        print(workflow_commands.command("error", str(exc)))
         return 1
 
 

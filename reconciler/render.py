@@ -5,11 +5,13 @@ Rendering never computes anything about schedules: it only formats the `Plan` it
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from typing import Any
 
 from reconciler.plan import Action, Change, Plan
+from reconciler.workflow_commands import command, visible
 
 FORMAT_VERSION = 1
 MARKDOWN_BUDGET = 60_000  # GitHub caps a comment at 65,536 characters; leave room for a wrapper
@@ -101,6 +103,8 @@ def render_text(
     """
 
     def paint(s: str, fg: str) -> str:
+        # Escape first: a newline or an escape sequence from a file or the database never reaches the terminal.
+        s = visible(s)
         if not color:
             return s
         import typer
@@ -124,15 +128,17 @@ def render_text(
         if note:
             head += f"   ({note})"
         out.append(paint(head, _COLOR[change.action]))
-        out.extend(f"      {line}" for line in _change_lines(change))
+        out.extend(f"      {visible(line)}" for line in _change_lines(change))
     if plan.unmanaged:
         out.append("")
         out.append(f"Unmanaged jobs, left alone ({len(plan.unmanaged)}):")
         for job in plan.unmanaged:
             detail = f" — {job.detail}" if job.detail else ""
             out.append(
-                f"    {job.source:<11} {job.id}  {job.name or '?'}  {job.workflow_name or ''}  "
-                f"{job.trigger or ''}{detail}"
+                visible(
+                    f"    {job.source:<11} {job.id}  {job.name or '?'}  {job.workflow_name or ''}  "
+                    f"{job.trigger or ''}{detail}"
+                )
             )
     for warning in plan.warnings:
         out.append(paint(f"warning: {warning}", "yellow"))
@@ -191,7 +197,7 @@ def render_json(plan: Plan) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return visible(s.replace("|", "\\|").replace("\n", " "))
 
 
 def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET, mark: Callable[[Change], str] | None = None) -> str:
@@ -231,11 +237,11 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET, mark: Callable
     for change in pending[:shown_rows]:
         block = [
             f"<details><summary><code>{_SYMBOL[change.action]} {change.key}</code> — {change.action.value}"
-            f"{' · ' + change.source if change.source else ''}</summary>",
+            f"{' · ' + html.escape(visible(change.source)) if change.source else ''}</summary>",
             "",
             "```",
         ]
-        block += _change_lines(change)
+        block += [visible(line) for line in _change_lines(change)]
         block += ["```", "</details>"]
         size = sum(len(x) + 1 for x in block)
         if used + size > budget:
@@ -258,11 +264,11 @@ def render_github(plan: Plan) -> str:
     lines: list[str] = []
     for change in plan.changes:
         for w in change.warnings:
-            where = ""
+            path: str | None = None
+            line: str | None = None
             if change.source and ":" in change.source:
                 path, _, line = change.source.rpartition(":")
-                where = f" file={path},line={line}"
-            lines.append(f"::warning{where}::{change.key}: {w}")
-    lines.extend(f"::error::{e}" for e in plan.errors)
+            lines.append(command("warning", f"{change.key}: {w}", file=path, line=line))
+    lines.extend(command("error", e) for e in plan.errors)
     lines.append(render_text(plan))
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler import triggers
+from reconciler import triggers, workflow_commands
 from reconciler.loader import LoadedFile, PathKey, find_schedule_files, load_file
 from reconciler.problems import Problem, Severity, error, warning
 from reconciler.spec import (
@@ -247,15 +247,12 @@ def format_problems(problems: Sequence[Problem], fmt: str) -> str:
         )
     if fmt == "github":
         return "\n".join(
-            f"::{p.severity.value} file={p.path},line={max(p.line, 1)},col={max(p.column, 1)}::{_escape(p.message)}"
+            workflow_commands.command(
+                p.severity.value, p.message, file=p.path, line=max(p.line, 1), col=max(p.column, 1)
+            )
             for p in problems
         )
-    return "\n".join(str(p) for p in problems)
-
-
-def _escape(message: str) -> str:
-    # GitHub's workflow-command escaping for the message part.
-    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return "\n".join(workflow_commands.visible(str(p)) for p in problems)
 
 
 def summary_line(desired: DesiredSet) -> str:
