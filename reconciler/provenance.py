@@ -2,15 +2,21 @@
 
 Everything here is optional by design: a schedules directory outside a git repository (or a machine
 without the `git` executable) simply has no provenance, no dirty check and no branch marking. Nothing
-here writes to the repository; every call is a read (`git status`, `git diff`, reading blobs).
+here writes to the repository; every call is a read (`git rev-parse`, `git status`, `git diff`, blobs).
+
+Git is asked through its own command line, as few times as a command needs: no process at all outside a
+repository (no `.git` above the directory), one `git rev-parse` for the root and HEAD (all a dry run needs),
+`git status` and one `git log` more for what an apply records, and one `git cat-file --batch` for a whole
+tree at another commit (`--base`).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -18,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 from reconciler.spec import DesiredSchedule
 
 if TYPE_CHECKING:
-    from git import Repo
-
     from reconciler.plan import Change, Plan
     from reconciler.store import LedgerEntry
 
@@ -33,42 +37,48 @@ class GitError(Exception):
     """A git question that has no answer (unknown revision, no common ancestor, a failing git command)."""
 
 
-@contextmanager
-def git_errors() -> Iterator[None]:
-    """A failing git command becomes one clear GitError line, never a traceback."""
-    from git import GitCommandError
-
+def run_git(cwd: Path, *args: str, ok_codes: Sequence[int] = (0,), stdin: bytes | None = None) -> tuple[int, bytes]:
+    """One `git` process in `cwd`; its exit code and stdout. Any other exit code is a GitError with git's last line."""
+    # core.quotepath=off: paths come back as they are (with -z they are never quoted anyway).
     try:
-        yield
-    except GitCommandError as exc:
-        detail = (str(exc.stderr or "").strip().splitlines() or [str(exc)])[-1]
-        raise GitError(f"git: {detail}") from exc
+        proc = subprocess.run(
+            ["git", "-c", "core.quotepath=off", *args], cwd=cwd, input=stdin, capture_output=True, check=False
+        )
+    except OSError as exc:  # no git executable, or cwd gone
+        raise GitError(f"git: {exc.strerror or exc}") from exc
+    if proc.returncode not in ok_codes:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git: {lines[-1] if lines else f'git {args[0]} exited {proc.returncode}'}")
+    return proc.returncode, proc.stdout
 
 
-@dataclass(frozen=True)
+def _text(out: bytes) -> str:
+    return out.decode(errors="replace")
+
+
+@dataclass
 class SourceRepo:
     """The git repository that holds a schedules directory."""
 
-    repo: Repo
     root: Path  # the work tree's top level, resolved
     directory: str  # the schedules directory relative to `root`, POSIX ("." for the root itself)
+    head_sha: str | None  # HEAD's commit SHA; None in a repository without commits yet
+    _author: str | None = field(default=None, repr=False)
 
-    @property
-    def head_sha(self) -> str | None:
-        """HEAD's commit SHA; None in a repository without commits yet."""
-        try:
-            return str(self.repo.head.commit.hexsha)
-        except ValueError:
-            return None
+    def git(self, *args: str, ok_codes: Sequence[int] = (0,), stdin: bytes | None = None) -> tuple[int, bytes]:
+        """`git ARGS` at the repository root."""
+        return run_git(self.root, *args, ok_codes=ok_codes, stdin=stdin)
 
     @property
     def head_author(self) -> str | None:
-        """HEAD's author as `Name <email>`."""
-        try:
-            author = self.repo.head.commit.author
-        except ValueError:
+        """HEAD's author as `Name <email>` (asked once, only when something records it)."""
+        if self.head_sha is None:
             return None
-        return f"{author.name} <{author.email}>" if author.email else str(author.name)
+        if self._author is None:
+            _, out = self.git("log", "-1", "--no-show-signature", "--format=%an%x00%ae", self.head_sha, "--")
+            name, _, email = _text(out).rstrip("\n").partition("\0")
+            self._author = f"{name} <{email}>" if email else name
+        return self._author
 
     def relative(self, path: str | Path) -> str:
         """A path (absolute or relative to the working directory) relative to the repository root."""
@@ -79,25 +89,39 @@ class SourceRepo:
             return Path(path).as_posix()
 
 
+def _inside_a_repository(directory: Path) -> bool:
+    """Whether git could find a repository from `directory`: a `.git` (directory, or file for worktrees and
+    submodules) in it or above it, or GIT_DIR set. False spares a process for every directory outside git."""
+    if "GIT_DIR" in os.environ:
+        return True
+    return any((folder / ".git").exists() for folder in (directory, *directory.parents))
+
+
 def find_repo(directory: Path) -> SourceRepo | None:
-    """The repository containing `directory`, or None (not a repository, bare, or no `git` executable)."""
-    try:
-        # GitPython refuses to import when the git executable is missing; that is "no provenance", not an error.
-        from git import InvalidGitRepositoryError, NoSuchPathError, Repo
-    except ImportError:
+    """The repository containing `directory`, or None (not a repository, bare, or no `git` executable).
+
+    One `git rev-parse` answers both the work tree's root and HEAD.
+    """
+    if not directory.is_dir():
+        return None
+    resolved = directory.resolve()
+    if not _inside_a_repository(resolved):
         return None
     try:
-        repo = Repo(directory, search_parent_directories=True)
-    except (InvalidGitRepositoryError, NoSuchPathError):
+        # --verify -q HEAD exits 1 (after printing the root) in a repository without commits yet.
+        code, out = run_git(resolved, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD", ok_codes=(0, 1))
+    except GitError:
+        return None  # not a work tree (bare, inside .git), no git executable, or a repository git refuses
+    lines = _text(out).splitlines()
+    if not lines:
         return None
-    if repo.bare or repo.working_tree_dir is None:
-        return None
-    root = Path(repo.working_tree_dir).resolve()
+    root = Path(lines[0]).resolve()
     try:
-        rel = directory.resolve().relative_to(root).as_posix()
+        rel = resolved.relative_to(root).as_posix()
     except ValueError:
         return None
-    return SourceRepo(repo, root, rel or ".")
+    head = lines[1] if code == 0 and len(lines) > 1 else None
+    return SourceRepo(root, rel or ".", head)
 
 
 def is_schedule_path(path: str, directory: str) -> bool:
@@ -120,8 +144,8 @@ def dirty_files(source: SourceRepo) -> list[str]:
 
     Only files the loader reads count: an editor's swap file or a README does not change what is applied.
     """
-    out = source.repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", source.directory)
-    entries = out.split("\0")
+    _, out = source.git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--", source.directory)
+    entries = _text(out).split("\0")
     found: list[str] = []
     i = 0
     while i < len(entries):
@@ -173,8 +197,7 @@ class GitProvenance:
 
 def provenance_of(source: SourceRepo) -> GitProvenance:
     """HEAD's commit and author, and the dirty schedule files, of the repository."""
-    with git_errors():
-        return GitProvenance(source.head_sha, source.head_author, tuple(dirty_files(source)))
+    return GitProvenance(source.head_sha, source.head_author, tuple(dirty_files(source)))
 
 
 def dirty_message(directory: Path, files: Sequence[str]) -> str:
@@ -189,48 +212,57 @@ def dirty_message(directory: Path, files: Sequence[str]) -> str:
 # -- --base: which changes did this branch make? ------------------------------------------------------
 
 
-def _resolve(source: SourceRepo, rev: str) -> Any:
-    from git import BadName
-
-    try:
-        return source.repo.commit(rev)
-    except (BadName, ValueError) as exc:
-        raise GitError(f"--base {rev}: unknown revision (fetch it first, e.g. git fetch origin)") from exc
+def resolve_commit(source: SourceRepo, rev: str) -> str | None:
+    """The commit SHA that `rev` names, or None when this clone has no such commit."""
+    code, out = source.git("rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}", ok_codes=(0, 1))
+    return _text(out).strip() if code == 0 else None
 
 
 def merge_base(source: SourceRepo, rev: str) -> str:
     """The commit where HEAD left `rev` (what `git diff rev...HEAD` compares against)."""
-    base = _resolve(source, rev)
+    base = resolve_commit(source, rev)
+    if base is None:
+        raise GitError(f"--base {rev}: unknown revision (fetch it first, e.g. git fetch origin)")
     if source.head_sha is None:
         raise GitError("--base: the repository has no commits yet")
-    bases = source.repo.merge_base(base, source.repo.head.commit)
-    if not bases:
+    code, out = source.git("merge-base", base, source.head_sha, ok_codes=(0, 1))
+    if code != 0:
         raise GitError(f"--base {rev}: no common ancestor with HEAD")
-    return str(bases[0].hexsha)
+    return _text(out).split()[0]
 
 
 def touched_files(source: SourceRepo, base_sha: str) -> set[str]:
     """Repository paths under the directory changed since `base_sha`: commits, staged, unstaged, untracked."""
-    changed = source.repo.git.diff("--name-only", "--no-renames", "-z", base_sha, "--", source.directory)
-    untracked = source.repo.git.ls_files("--others", "--exclude-standard", "-z", "--", source.directory)
-    return {p for p in (changed + "\0" + untracked).split("\0") if p}
+    _, changed = source.git("diff", "--name-only", "--no-renames", "-z", base_sha, "--", source.directory)
+    _, untracked = source.git("ls-files", "--others", "--exclude-standard", "-z", "--", source.directory)
+    return {p for p in _text(changed + b"\0" + untracked).split("\0") if p}
 
 
 def _export_tree(source: SourceRepo, sha: str, into: Path) -> Path | None:
-    """Write the schedules directory as it was at `sha` into `into`; None if it did not exist then."""
-    tree = source.repo.commit(sha).tree
-    if source.directory != ".":
-        try:
-            tree = tree / source.directory
-        except KeyError:
-            return None
-    for item in tree.traverse():
-        if item.type != "blob":  # type: ignore[union-attr]
-            continue
-        rel = PurePosixPath(item.path).relative_to(source.directory) if source.directory != "." else item.path  # type: ignore[union-attr]
+    """Write the schedules directory as it was at `sha` into `into`; None if it did not exist then.
+
+    One `git ls-tree` lists the files and one `git cat-file --batch` reads them all.
+    """
+    _, listing = source.git("ls-tree", "-r", "-z", sha, "--", source.directory)
+    blobs: list[tuple[str, str]] = []  # (object id, repository path)
+    for entry in _text(listing).split("\0"):
+        meta, _, path = entry.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == "blob":
+            blobs.append((parts[2], path))
+    if not blobs:
+        return None
+    _, batch = source.git("cat-file", "--batch", stdin="".join(f"{oid}\n" for oid, _ in blobs).encode())
+    at = 0
+    for _, path in blobs:
+        header_end = batch.index(b"\n", at)
+        size = int(batch[at:header_end].split()[2])
+        content = batch[header_end + 1 : header_end + 1 + size]
+        at = header_end + 1 + size + 1  # the content is followed by one newline
+        rel = PurePosixPath(path).relative_to(source.directory) if source.directory != "." else PurePosixPath(path)
         target = into / str(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(item.data_stream.read())  # type: ignore[union-attr]
+        target.write_bytes(content)
     return into
 
 
@@ -285,11 +317,42 @@ def branch_origins(source: SourceRepo, base_rev: str, plan: Plan, desired: Seque
 
     `desired` must carry repository-relative sources (see `with_repo_sources`).
     """
-    with git_errors():
-        sha = merge_base(source, base_rev)
-        touched = touched_files(source, sha)
-        base_specs = specs_at(source, sha)
+    sha = merge_base(source, base_rev)
+    touched = touched_files(source, sha)
+    base_specs = specs_at(source, sha)
     return classify(plan.changes, {d.key: d for d in desired}, base_specs, touched)
+
+
+# -- history, for `status` ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitSummary:
+    """One commit as `status` lists it."""
+
+    sha: str
+    author: str
+    date: str  # committer date, ISO 8601 with its offset
+    subject: str
+
+
+def is_ancestor(source: SourceRepo, ancestor: str, descendant: str) -> bool:
+    """Whether commit `ancestor` is reachable from `descendant`."""
+    code, _ = source.git("merge-base", "--is-ancestor", ancestor, descendant, ok_codes=(0, 1))
+    return code == 0
+
+
+def commits_in(source: SourceRepo, span: str, *, under_directory: bool = False) -> list[CommitSummary]:
+    """The commits of a revision range (`a..b`, `a...b`), newest first; only those touching the schedules
+    directory when `under_directory`."""
+    paths = ["--", source.directory] if under_directory else ["--"]
+    _, out = source.git("log", "-z", "--no-show-signature", "--format=%H%x1f%an%x1f%cI%x1f%s", span, *paths)
+    found = []
+    for record in _text(out).split("\0"):
+        fields = record.strip("\n").split("\x1f")
+        if len(fields) == 4:
+            found.append(CommitSummary(*fields))
+    return found
 
 
 # -- show-schedule / status helpers -------------------------------------------------------------------

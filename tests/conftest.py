@@ -2,13 +2,23 @@
 
 PostgreSQL is the local server (127.0.0.1:5432, trust auth); `.ci/run` starts it. Set
 RECONCILER_TEST_PG to another admin URL to use a different server.
+
+Test tiers: every test that reaches PostgreSQL carries the `postgres` marker, and every test that needs
+orchestrator-core the `orchestrator` marker, so `pytest -m "not postgres and not orchestrator"` is the
+inner loop that needs no server. The `postgres` marker is put on automatically for the fixtures here
+(`pg_url`, the PostgreSQL half of `db_url`); any other test must be marked by hand, and one that makes a
+scratch PostgreSQL database without the marker fails, so the fast tier can never quietly need the server;
+likewise an unmarked test that imports orchestrator-core.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,8 +34,55 @@ def pg_admin_engine() -> Engine:
     return create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `postgres` marker on every test that takes a PostgreSQL fixture of this file."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = "pg_url" in getattr(item, "fixturenames", ()) or (
+            callspec is not None and callspec.params.get("db_url") == "postgres"
+        )
+        if on_postgres:
+            item.add_marker(pytest.mark.postgres)
+
+
+_running: list[pytest.Item] = []  # the test being set up, run or torn down (module fixtures included)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.pop()
+
+
+class _OrchestratorImportGuard(importlib.abc.MetaPathFinder):
+    """Refuses to import orchestrator-core in a test without the `orchestrator` marker.
+
+    A finder is asked only for modules not imported yet, so this is certain in the fast tier (where no
+    marked test imports it first), which is the tier that must not need it.
+    """
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if (
+            fullname.partition(".")[0] == "orchestrator"
+            and _running
+            and _running[-1].get_closest_marker("orchestrator") is None
+        ):
+            raise ImportError(f"{_running[-1].nodeid} imports orchestrator-core: mark it @pytest.mark.orchestrator")
+        return None
+
+
+sys.meta_path.insert(0, _OrchestratorImportGuard())
+
+
 def create_scratch_pg() -> str:
     """A new empty PostgreSQL database; returns its URL."""
+    if _running and _running[-1].get_closest_marker("postgres") is None:
+        raise RuntimeError(f"{_running[-1].nodeid} uses PostgreSQL: mark it @pytest.mark.postgres")
     name = f"rt_{uuid.uuid4().hex[:12]}"
     admin = pg_admin_engine()
     with admin.connect() as conn:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 MOUNT = """
 from orchestrator.core.cli.main import app as core_cli
 from reconciler.cli import app as schedules_app
@@ -18,6 +20,7 @@ print(result.output)
 """
 
 
+@pytest.mark.orchestrator
 def test_mounts_in_orchestrator_core_cli() -> None:
     # In a subprocess: orchestrator-core reads its settings when imported.
     schedules = Path(__file__).resolve().parent.parent / "schedules.d"

@@ -234,6 +234,32 @@ def test_outside_git_there_is_no_provenance_and_no_dirty_check(sqlite_url: str, 
     assert based.err == [f"error: --base needs a git repository: {d} is not inside one"]
 
 
+def test_git_is_asked_only_what_a_command_records(
+    sqlite_url: str, repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No git process outside a repository, one `rev-parse` for a dry run, and the author and the dirty
+    check only for what records them (an apply, a saved plan)."""
+    asked: list[str] = []
+    real = provenance.run_git
+
+    def counting(cwd: Path, *args: str, **kw: Any) -> tuple[int, bytes]:
+        asked.append(args[0])
+        return real(cwd, *args, **kw)
+
+    monkeypatch.setattr(provenance, "run_git", counting)
+    plain = tmp_path / "plain" / "schedules.d"
+    write_schedules(plain, schedule("alpha"))
+    assert reconcile(plain, sqlite_url, dry_run=True).exit_code == 0
+    assert asked == []
+    d = schedules_dir(repo)
+    assert reconcile(d, sqlite_url, dry_run=True).exit_code == 0
+    assert asked == ["rev-parse"]
+    asked.clear()
+    assert reconcile(d, sqlite_url).exit_code == 0
+    assert sorted(asked) == ["log", "rev-parse", "status"]
+    assert ledger(sqlite_url)["alpha"].applied_author == JANE
+
+
 # -- --base ------------------------------------------------------------------------------------------------
 
 

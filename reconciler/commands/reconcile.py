@@ -178,11 +178,16 @@ def _git_context(
     options: ReconcileOptions, desired: list[DesiredSchedule]
 ) -> tuple[provenance.SourceRepo | None, list[DesiredSchedule], provenance.GitProvenance | None]:
     """The repository of the schedules directory, the schedules with repository-relative sources, and
-    HEAD's provenance (commit, author, dirty schedule files). Outside git: (None, desired, None)."""
+    HEAD's provenance (commit, author, dirty schedule files). Outside git: (None, desired, None).
+
+    Provenance is asked of git only when something records it (an apply, or a saved plan): a plain dry run
+    needs the repository root alone, one `git rev-parse`."""
     source = provenance.find_repo(options.directory)
     if source is None:
         return None, desired, None
-    return source, provenance.with_repo_sources(desired, source), provenance.provenance_of(source)
+    recorded = not options.dry_run or options.plan_out is not None
+    git = provenance.provenance_of(source) if recorded else None
+    return source, provenance.with_repo_sources(desired, source), git
 
 
 def _warning_lines(warnings: list[Problem], fmt: str) -> list[str]:

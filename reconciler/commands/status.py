@@ -102,8 +102,6 @@ def _last_applied(entries: list[store.LedgerEntry], namespace: str) -> store.Led
 
 
 def _git_part(report: StatusReport, source: provenance.SourceRepo) -> None:
-    from git import BadName
-
     report.git = True
     report.head = source.head_sha
     report.dirty = provenance.dirty_files(source)
@@ -113,38 +111,29 @@ def _git_part(report: StatusReport, source: provenance.SourceRepo) -> None:
     if not report.applied_commit:
         report.relation = "not-recorded"
         return
-    applied = report.applied_commit.partition(provenance.DIRTY_SUFFIX)[0]
-    repo = source.repo
-    try:
-        applied_commit = repo.commit(applied)
-    except (BadName, ValueError):
+    applied = provenance.resolve_commit(source, report.applied_commit.partition(provenance.DIRTY_SUFFIX)[0])
+    if applied is None:
         report.relation = "unknown"  # applied from a commit this clone does not have (shallow, or unpushed)
         return
-    head = repo.head.commit
-    if applied_commit.hexsha == head.hexsha:
+    head = report.head
+    if applied == head:
         report.relation = "same"
         return
-    if repo.is_ancestor(applied_commit, head):
+    if provenance.is_ancestor(source, applied, head):
         report.relation = "ahead"
-        span = f"{applied_commit.hexsha}..{head.hexsha}"
-    elif repo.is_ancestor(head, applied_commit):
+        span = f"{applied}..{head}"
+    elif provenance.is_ancestor(source, head, applied):
         report.relation = "behind"
-        span = f"{head.hexsha}..{applied_commit.hexsha}"
+        span = f"{head}..{applied}"
     else:
         report.relation = "diverged"
-        span = f"{applied_commit.hexsha}...{head.hexsha}"
-    touching = {c.hexsha for c in repo.iter_commits(span, paths=source.directory)}
-    all_commits = list(repo.iter_commits(span))
+        span = f"{applied}...{head}"
+    touching = {c.sha for c in provenance.commits_in(source, span, under_directory=True)}
+    all_commits = provenance.commits_in(source, span)
     report.commits_total = len(all_commits)
     for c in all_commits[:MAX_COMMITS_LISTED]:
         report.commits.append(
-            CommitInfo(
-                sha=c.hexsha,
-                author=str(c.author.name),
-                date=c.committed_datetime.isoformat(),
-                subject=str(c.summary),
-                touches_schedules=c.hexsha in touching,
-            )
+            CommitInfo(sha=c.sha, author=c.author, date=c.date, subject=c.subject, touches_schedules=c.sha in touching)
         )
 
 
@@ -183,8 +172,7 @@ def collect(directory: Path, db_url: str, settings: PlanSettings) -> StatusRepor
         report.relation = "no-git"
     else:
         try:
-            with provenance.git_errors():
-                _git_part(report, source)
+            _git_part(report, source)
         except provenance.GitError as exc:
             report.errors.append(str(exc))
     pending = plan.pending

@@ -1,0 +1,256 @@
+"""Whole-command benchmarks: `schedules ...` as the separate processes a user runs, against baselines in the same run.
+
+    python -m bench.whole                       # bundled schedules, start-up, 10,000 and 50,000 on PostgreSQL
+    python -m bench.whole --n 10000 --repeat 5  # one size, more runs
+    python -m bench.whole --small-only          # seconds: bundled schedules and start-up only
+
+`python -m bench` (bench/run.py) times phases inside one process; this times what a user waits for, start-up
+included. Every comparison is measured side by side in this one run, the two commands alternating (A B A B ...),
+and the median of the runs is shown, because on a shared machine absolute times drift while ratios hold:
+
+- the bundled schedules.d (5 schedules) in a git repository: warm `reconcile --dry-run` (the SQLite database
+  already applied, one untimed run of each first) ÷ `validate`;
+- `schedules --help` ÷ `python -c pass`;
+- N schedules across N/10 files (bench/run.py's tree) committed to a git repository, PostgreSQL:
+  whole `reconcile` into a fresh database (peak RSS from the process's own rusage), no-op
+  `reconcile --dry-run` ÷ `validate`, and at 10,000 orchestrator-core's own path (APScheduler `add_job` per
+  schedule into SQLAlchemyJobStore, in this process, no start-up charged) ÷ the whole `reconcile`;
+- with two sizes, large ÷ small of each whole command.
+
+It prints the ratio table (now, target, met?) and the seconds behind it, and writes bench/results-whole.json.
+Not a test: nothing here runs under pytest (speed is measured here, never asserted in a timed test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = REPO / "schedules.d"
+SCHEDULES = [sys.executable, "-m", "reconciler"]  # the `schedules` console script runs the same main()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished process: wall seconds, peak RSS (MB), exit code."""
+
+    seconds: float
+    rss_mb: float
+    code: int
+
+
+def run_process(argv: Sequence[str], cwd: Path, expect: int = 0) -> Run:
+    """Run one command to completion, its output to files (no pipe to drain), rusage of that child alone."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "CACHE_URI", "RECONCILER_NAMESPACE")}
+    env["NO_COLOR"] = "1"
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != expect:
+            err.seek(0)
+            out.seek(0)
+            detail = (out.read()[-2000:] + err.read()[-2000:]).decode(errors="replace")
+            sys.exit(f"bench: {' '.join(argv)} exited {code}, expected {expect}:\n{detail}")
+    return Run(seconds, usage.ru_maxrss / 1024, code)
+
+
+def alternate(commands: dict[str, Callable[[], Run]], repeat: int, warm: bool = True) -> dict[str, list[Run]]:
+    """Each command `repeat` times, interleaved, after one untimed run of each when `warm`."""
+    if warm:
+        for command in commands.values():
+            command()
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, command in commands.items():
+            runs[name].append(command())
+    return runs
+
+
+def median(runs: list[Run]) -> float:
+    return statistics.median(r.seconds for r in runs)
+
+
+def git_repo(path: Path) -> None:
+    """Make `path` a git repository with everything in it committed (as a schedules repository is)."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-q", "-m", "schedules")
+
+
+def small(work: Path, repeat: int) -> dict[str, float]:
+    """The bundled schedules: warm dry run ÷ validate, SQLite, inside a git repository."""
+    repo = work / "bundled"
+    shutil.copytree(BUNDLED, repo / "schedules.d")
+    git_repo(repo)
+    db = f"sqlite:///{work / 'bundled.db'}"
+    run_process([*SCHEDULES, "reconcile", "schedules.d", "--db", db], repo)  # the database the dry run reads
+    runs = alternate(
+        {
+            "validate": lambda: run_process([*SCHEDULES, "validate", "schedules.d"], repo),
+            "dry_run": lambda: run_process(
+                [*SCHEDULES, "reconcile", "schedules.d", "--db", db, "--dry-run", "--detailed-exitcode"], repo
+            ),
+        },
+        repeat,
+    )
+    return {name: median(r) for name, r in runs.items()}
+
+
+def startup(work: Path, repeat: int) -> dict[str, float]:
+    """`schedules --help` ÷ a bare interpreter start."""
+    runs = alternate(
+        {
+            "python": lambda: run_process([sys.executable, "-c", "pass"], work),
+            "help": lambda: run_process([*SCHEDULES, "--help"], work),
+        },
+        repeat,
+    )
+    return {name: median(r) for name, r in runs.items()}
+
+
+def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, float]:
+    """N schedules in N/10 files on PostgreSQL: whole apply, no-op dry run and validate; add_job beside them."""
+    from bench.run import add_job_baseline, database, write_tree
+
+    repo = work / f"scale{n}"
+    write_tree(repo / "schedules.d", n)
+    git_repo(repo)
+    apply_argv = ["reconcile", "schedules.d", "--guard-seconds", "0", "--max-deletes", str(n)]
+    applies: list[Run] = []
+    for _ in range(repeat):  # each into a fresh database
+        with database("postgres", work) as url:
+            applies.append(run_process([*SCHEDULES, *apply_argv, "--db", url], repo))
+    results: dict[str, float] = {
+        "apply": median(applies),
+        "apply_rss_mb": statistics.median(r.rss_mb for r in applies),
+    }
+    with database("postgres", work) as url:
+        run_process([*SCHEDULES, *apply_argv, "--db", url], repo)
+        runs = alternate(
+            {
+                "validate": lambda: run_process([*SCHEDULES, "validate", "schedules.d"], repo),
+                "dry_run": lambda: run_process(
+                    [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"], repo
+                ),
+            },
+            repeat,
+            warm=False,
+        )
+        results |= {name: median(r) for name, r in runs.items()}
+    if with_add_job:
+        add_job = []
+        for _ in range(repeat):
+            with database("postgres", work) as url:
+                add_job.append(add_job_baseline(url, repo / "schedules.d", datetime.now(UTC)))
+        results["add_job"] = statistics.median(add_job)
+    return results
+
+
+def ratio_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(what, now, target, met) for every target the results can answer."""
+    rows: list[tuple[str, str, str, bool]] = []
+
+    def row(what: str, value: float, target: str, met: bool, unit: str = "×") -> None:
+        rows.append((what, f"{value:.2f}{unit}" if unit == "×" else f"{value:.0f} {unit}", target, met))
+
+    if "small" in results:
+        s = results["small"]
+        ratio = s["dry_run"] / s["validate"]
+        row(
+            f"bundled 5: warm `reconcile --dry-run` ÷ `validate` ({s['dry_run']:.3f} s ÷ {s['validate']:.3f} s)",
+            ratio,
+            "≤ 1.3×",
+            ratio <= 1.3,
+        )
+    if "startup" in results:
+        s = results["startup"]
+        ratio = s["help"] / s["python"]
+        what = f"`schedules --help` ÷ `python -c pass` ({s['help']:.3f} s ÷ {s['python']:.3f} s)"
+        row(what, ratio, "≤ 3×", ratio <= 3)
+    scale = {int(n): r for n, r in results.get("scale", {}).items()}
+    if 10_000 in scale:
+        s = scale[10_000]
+        if "add_job" in s:
+            ratio = s["add_job"] / s["apply"]
+            row(
+                f"10,000: `add_job` path ÷ whole `reconcile` ({s['add_job']:.2f} s ÷ {s['apply']:.2f} s)",
+                ratio,
+                "≥ 5×",
+                ratio >= 5,
+            )
+        ratio = s["dry_run"] / s["validate"]
+        row(
+            f"10,000: whole no-op `reconcile --dry-run` ÷ `validate` ({s['dry_run']:.2f} s ÷ {s['validate']:.2f} s)",
+            ratio,
+            "≤ 1.3×",
+            ratio <= 1.3,
+        )
+        row("10,000: peak RSS of the whole `reconcile`", s["apply_rss_mb"], "< 200 MB", s["apply_rss_mb"] < 200, "MB")
+    if 10_000 in scale and 50_000 in scale:
+        small_n, big = scale[10_000], scale[50_000]
+        for key, name in (("apply", "reconcile"), ("dry_run", "reconcile --dry-run"), ("validate", "validate")):
+            ratio = big[key] / small_n[key]
+            what = f"50,000 ÷ 10,000: whole `{name}` ({big[key]:.2f} s ÷ {small_n[key]:.2f} s)"
+            row(what, ratio, "≤ 5.2×", ratio <= 5.2)
+    return rows
+
+
+def print_report(results: dict[str, Any]) -> None:
+    print(f"whole commands, median of {results['repeat']} alternating runs each (seconds as measured in this run)")
+    print()
+    print("| what | now | target | met? |")
+    print("|---|---|---|---|")
+    for what, now, target, met in ratio_rows(results):
+        print(f"| {what} | {now} | {target} | {'yes' if met else '**no**'} |")
+    print()
+    for n, r in sorted(results.get("scale", {}).items(), key=lambda item: int(item[0])):
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in r.items())
+        print(f"N={int(n):,}: {parts}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, action="append", help="schedule counts (default 10000 50000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command; the median is shown")
+    parser.add_argument("--small-only", action="store_true", help="only the bundled schedules and start-up")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results-whole.json")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"repeat": args.repeat}
+    with tempfile.TemporaryDirectory(prefix="bench-whole-") as tmp:
+        work = Path(tmp)
+        print("running: start-up ...", file=sys.stderr, flush=True)
+        results["startup"] = startup(work, max(args.repeat, 7))
+        print("running: bundled schedules ...", file=sys.stderr, flush=True)
+        results["small"] = small(work, max(args.repeat, 7))
+        if not args.small_only:
+            results["scale"] = {}
+            for n in args.n or [10_000, 50_000]:
+                print(f"running: N={n:,} on PostgreSQL ...", file=sys.stderr, flush=True)
+                results["scale"][str(n)] = at_scale(work, n, args.repeat, with_add_job=n == 10_000)
+    print_report(results)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
