@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from reconciler.spec import DesiredSchedule
+from reconciler.spec import DesiredSchedule, SourceLocation
 
 if TYPE_CHECKING:
     from reconciler.plan import Change, Plan
@@ -168,14 +168,24 @@ def with_repo_sources(desired: Sequence[DesiredSchedule], source: SourceRepo) ->
     """The schedules with `source.path` made relative to the repository root.
 
     The ledger, the plan and GitHub annotations then name a file the same way on every machine,
-    whatever the working directory of the command was.
+    whatever the working directory of the command was. Each file's path is resolved once (not once per
+    schedule: 10,000 `realpath` calls cost more than the rest of a dry run's git work), and a schedule whose
+    path is already repository-relative (run from the root) is kept as it is.
     """
+    relative: dict[str, str] = {}
     result = []
     for d in desired:
         if d.source is None:
             result.append(d)
             continue
-        result.append(replace(d, source=replace(d.source, path=source.relative(d.source.path))))
+        path = d.source.path
+        rel = relative.get(path)
+        if rel is None:
+            rel = relative[path] = source.relative(path)
+        if rel == path:
+            result.append(d)
+        else:
+            result.append(replace(d, source=SourceLocation(rel, d.source.line, d.source.column)))
     return result
 
 
