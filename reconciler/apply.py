@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from reconciler import migrate, store, triggers
+from reconciler import guard, migrate, store, triggers
 from reconciler.jobstate import JobRow, JobStatePickler, build_job_row, load_job_state
 from reconciler.plan import Action, Change, Plan, PlanSettings, StatesNeeded, compute_plan
 from reconciler.spec import DesiredSchedule
@@ -52,12 +52,11 @@ class Provenance:
 
 @dataclass(frozen=True)
 class ApplySettings:
-    guard_seconds: float = 10.0
+    guard_seconds: float = guard.DEFAULT_BOUND  # the hold rule's bound (reconciler/guard.py)
     lock_timeout: float = 30.0
     redis_url: str | None = None
     expected_fingerprint: str | None = None
     provenance: Provenance = field(default_factory=Provenance)
-    max_guard_waits: int = 6
 
 
 @dataclass(frozen=True)
@@ -88,20 +87,6 @@ def first_fire_time(trigger: BaseTrigger, now: datetime) -> datetime | None:
         return times[0] if times else None
     moment: datetime | None = trigger.get_next_fire_time(None, now)
     return moment
-
-
-def _guarded(plan: Plan, live: store.LiveState, now: datetime, guard: float) -> float:
-    """Seconds to wait until no row the plan rewrites or deletes is about to be processed."""
-    jobs = {j.id: j for j in live.jobs}
-    wait = 0.0
-    stamp = now.timestamp()
-    for change in plan.pending:
-        job = jobs.get(change.schedule_id)
-        if job is None or job.next_run_time is None or not (change.write_row or change.remove_row):
-            continue
-        if stamp - guard <= job.next_run_time <= stamp + guard:
-            wait = max(wait, job.next_run_time - stamp + 1.5)
-    return wait
 
 
 @dataclass
@@ -356,26 +341,77 @@ def _apply_locked(
     clock: Callable[[], datetime],
     sleep: Callable[[float], None],
 ) -> tuple[Plan, _Writes, float]:
+    """Plan under the apply lock, then write once no row the plan touches is held by a scheduler.
+
+    PostgreSQL: each check takes `LOCK TABLE apscheduler_jobs IN ACCESS EXCLUSIVE MODE` in a savepoint,
+    so no scheduler can read a row between the check and the commit; the rows are re-read under that
+    lock and judged by the hold rule (guard.py). Held: the savepoint is rolled back (the scheduler may
+    move its rows), the apply waits as the rule says and checks again, keeping its plan and its apply
+    lock. SQLite (whose only scheduler is `schedules run`, which compares before it writes): the check
+    is on the plan's reading, and a wait happens outside the transaction, which then plans again.
+    """
+    rule = guard.HoldRule(bound=apply_settings.guard_seconds)
     waited = 0.0
-    for _attempt in range(apply_settings.max_guard_waits + 1):
-        now = clock()
+    previous: guard.Reading | None = None
+    while True:
         with store.write_transaction(engine) as conn:
             _take_lock(conn, apply_settings.lock_timeout)
+            now = clock()
             live, plan = read_and_plan(conn, desired, settings, now)
             if apply_settings.expected_fingerprint and plan.fingerprint != apply_settings.expected_fingerprint:
                 raise ApplyError("stale plan: the database changed since the plan was made; plan again", 3)
             if plan.errors:
                 raise ApplyError("plan refused: " + "; ".join(plan.errors))
-            wait = _guarded(plan, live, now, apply_settings.guard_seconds)
-            if wait <= 0:
-                writes = _collect(plan, live, settings, apply_settings, now)
-                _write(conn, writes)
-                return plan, writes, waited
-        # A job is due within the guard window: leave its row to the scheduler, then re-read and re-plan.
-        log.info("waiting %.1fs for a job due within the guard window", wait)
-        sleep(wait)
-        waited += wait
-    raise ApplyError("jobs kept falling due inside the guard window; nothing was applied")
+            touched = _touched_rows(plan, live)
+            writes = _collect(plan, live, settings, apply_settings, now)
+            exclusive = bool(touched) and not store.is_sqlite(conn)
+            while True:
+                savepoint = conn.begin_nested() if exclusive else None
+                fresh, reading = live, {i: j.next_run_time for i, j in touched.items()}
+                locked = True
+                if exclusive:
+                    locked = store.lock_job_table(conn, timeout=min(2.0, apply_settings.lock_timeout))
+                    if locked:
+                        fresh = store.reread_jobs(conn, live, touched)
+                        reading = {j.id: j.next_run_time for j in fresh.jobs if j.id in touched}
+                verdict = guard.hold(reading, clock().timestamp(), rule, previous)
+                previous = reading
+                vanished = locked and len(reading) < len(touched)  # deleted meanwhile: plan again
+                if locked and verdict.free and not vanished:
+                    if waited or any(_moved(touched[j.id], j) for j in fresh.jobs if j.id in touched):
+                        # The scheduler moved rows while we waited: rebuild from them, as of now.
+                        writes = _collect(plan, fresh, settings, apply_settings, clock())
+                    _write(conn, writes)
+                    if savepoint is not None:
+                        savepoint.commit()
+                    return plan, writes, waited
+                if savepoint is not None:
+                    savepoint.rollback()  # releases the table lock: the scheduler may move its rows now
+                pause = verdict.wait if locked else guard.POLL
+                if waited + pause > guard.patience(rule):
+                    raise ApplyError(
+                        f"rows kept falling due for {waited:.1f}s (a scheduler holds each briefly when it runs it); "
+                        "nothing was applied: retry, or apply the change in smaller parts"
+                    )
+                if not exclusive or vanished:
+                    break
+                if verdict.held:
+                    log.info("waiting %.2fs: a scheduler may hold %d row(s)", pause, len(verdict.held))
+                sleep(pause)
+                waited += pause
+        sleep(pause)  # SQLite, or a row vanished: outside the transaction, then plan again
+        waited += pause
+
+
+def _touched_rows(plan: Plan, live: store.LiveState) -> dict[str, store.LiveJob]:
+    """The existing rows the plan rewrites or deletes (a new row cannot be in a scheduler's hands)."""
+    jobs = {j.id: j for j in live.jobs}
+    wanted = {c.schedule_id for c in plan.changes if c.write_row or c.remove_row}
+    return {i: jobs[i] for i in sorted(wanted) if i in jobs}
+
+
+def _moved(planned: store.LiveJob, fresh: store.LiveJob) -> bool:
+    return (planned.next_run_time, planned.state_digest) != (fresh.next_run_time, fresh.state_digest)
 
 
 def dry_run(engine: Engine, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime) -> Plan:

@@ -112,7 +112,13 @@ def reconcile(
     ] = False,
     lock_timeout: Annotated[float, typer.Option("--lock-timeout", help="Seconds to wait for another apply.")] = 30.0,
     guard_seconds: Annotated[
-        float, typer.Option("--guard-seconds", help="Never rewrite a job due within this many seconds.")
+        float,
+        typer.Option(
+            "--guard-seconds",
+            min=0.0,
+            help="Upper bound of the hold rule: a row due this long ago that no scheduler moved is overdue and "
+            "written; rows a scheduler may be running (from 0.1 s before they are due until it moved them) wait.",
+        ),
     ] = 10.0,
     redis: Annotated[
         str | None,

@@ -43,6 +43,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from reconciler.jobstate import JobRow, row_hash, state_digest
 
@@ -375,6 +376,27 @@ def with_job_states(conn: Connection, live: LiveState, ids: Iterable[str]) -> Li
     jobs = {j.id: j for j in live.jobs}
     wanted = [i for i in ids if i in jobs and jobs[i].job_state is None]
     return replace(live, jobs=tuple(_with_states(conn, jobs, wanted).values()))
+
+
+def reread_jobs(conn: Connection, live: LiveState, ids: Iterable[str]) -> LiveState:
+    """`live` with the rows `ids` read again, whole (a row deleted meanwhile is dropped)."""
+    jobs = {j.id: j for j in live.jobs}
+    return replace(live, jobs=tuple(_with_states(conn, jobs, [i for i in ids if i in jobs]).values()))
+
+
+def lock_job_table(conn: Connection, *, timeout: float) -> bool:
+    """PostgreSQL: `apscheduler_jobs` in ACCESS EXCLUSIVE mode until the (sub)transaction ends, so no
+    scheduler reads a row until our writes are committed; False when it was not granted within `timeout`
+    (a long transaction of someone else holds the table). Call it inside a savepoint: a refusal aborts it.
+    """
+    conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{max(1, int(timeout * 1000))}ms"})
+    try:
+        conn.execute(text("LOCK TABLE apscheduler_jobs IN ACCESS EXCLUSIVE MODE"))
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            return False
+        raise
+    return True
 
 
 SOME_ROWS = 5000  # up to this many ids are looked up by id; beyond, reading the whole table is cheaper

@@ -300,7 +300,7 @@ def run(options: ReconcileOptions) -> Outcome:
             applied = len(result.plan.pending)
             out.append(f"Applied {applied} change(s) in one transaction." if applied else "Nothing to apply.")
             if result.waited_seconds:
-                out.append(f"Waited {result.waited_seconds:.1f}s for jobs due inside the guard window.")
+                out.append(f"Waited {result.waited_seconds:.2f}s for rows a scheduler was running.")
             out.append(result.woken)
             out.append(
                 "Verified: the database now matches the files."
