@@ -90,7 +90,8 @@ def run_validate(env: Mapping[str, str], directory: Path) -> int:
     from reconciler.commands.validate import run_validate as validate
 
     db = _input(env, "database-uri") or None
-    code, out, err = validate(directory, db_url=db, fmt="github")
+    result = validate(directory, db_url=db, fmt="github")
+    code, out, err = result.exit_code, result.out, result.err
     _print(out)
     _print(err, err=True)
     _error_annotations(err)

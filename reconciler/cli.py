@@ -15,11 +15,14 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(
+from reconciler.exit_codes import CommandResult, HandledTyper, fail, for_exception
+
+# Every command goes through reconciler.exit_codes (one line + exit code per error), mounted or not.
+app = HandledTyper(
     name="schedules",
     help="GitOps for orchestrator-core schedules: YAML in schedules.d/ → validated, planned, applied.",
     no_args_is_help=True,
@@ -65,29 +68,20 @@ FuncOption = Annotated[
 ]
 
 
-def _finish(code: int, out: list[str], err: list[str]) -> NoReturn:
-    for line in out:
-        typer.echo(line)
-    for line in err:
-        typer.echo(line, err=True)
-    raise typer.Exit(code)
-
-
 @app.command()
 def validate(
     directory: DirectoryArg = Path("schedules.d"),
     db: DbOption = None,
     fmt: FormatOption = Format.text,
     follow_symlinks_outside: FollowOutsideOption = False,
-) -> None:
+) -> CommandResult:
     """Check schedule files: syntax, schema, triggers, time zones, DST.
 
     No database needed; --db adds the workflow checks.
     """
     from reconciler.commands.validate import run_validate
 
-    code, out, err = run_validate(directory, db_url=db, fmt=fmt.value, follow_symlinks_outside=follow_symlinks_outside)
-    _finish(code, out, err)
+    return run_validate(directory, db_url=db, fmt=fmt.value, follow_symlinks_outside=follow_symlinks_outside)
 
 
 @app.command()
@@ -152,7 +146,7 @@ def reconcile(
         ),
     ] = None,
     follow_symlinks_outside: FollowOutsideOption = False,
-) -> None:
+) -> CommandResult:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
     from reconciler.apply import ApplySettings
@@ -161,13 +155,13 @@ def reconcile(
     from reconciler.plan import PlanSettings
 
     if plan_out is not None and not dry_run:
-        _finish(1, [], ["error: --plan-out goes with --dry-run (apply the saved plan with --plan)"])
+        fail("--plan-out goes with --dry-run (apply the saved plan with --plan)")
     if plan_in is not None and dry_run:
-        _finish(1, [], ["error: --plan applies a saved plan; drop --dry-run"])
+        fail("--plan applies a saved plan; drop --dry-run")
     if base is not None and not dry_run:
-        _finish(1, [], ["error: --base goes with --dry-run"])
+        fail("--base goes with --dry-run")
     if expect_digest is not None and dry_run:
-        _finish(1, [], ["error: --expect-digest guards an apply; drop --dry-run"])
+        fail("--expect-digest guards an apply; drop --dry-run")
     options = ReconcileOptions(
         directory=directory,
         db_url=store.resolve_db_url(db),
@@ -190,8 +184,7 @@ def reconcile(
         expect_digest=expect_digest,
         follow_symlinks_outside=follow_symlinks_outside,
     )
-    outcome = run(options)
-    _finish(outcome.exit_code, outcome.out, outcome.err)
+    return run(options)
 
 
 @app.command()
@@ -201,19 +194,15 @@ def status(
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
     fmt: FormatOption = Format.text,
-) -> None:
-    """Last applied commit vs HEAD, and whether the database drifted. Read-only.
-
-    Exit 0 in sync; 2 HEAD has changes not yet applied, or the database drifted; 1 error.
-    """
+) -> CommandResult:
+    """Last applied commit vs HEAD, and whether the database drifted. Read-only."""
     from reconciler import store
     from reconciler.commands.status import run_status
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
 
     settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
-    code, out, err = run_status(directory, store.resolve_db_url(db), settings, "json" if fmt is Format.json else "text")
-    _finish(code, out, err)
+    return run_status(directory, store.resolve_db_url(db), settings, "json" if fmt is Format.json else "text")
 
 
 @app.command("health")
@@ -231,10 +220,10 @@ def health(
     serve: Annotated[
         str | None, typer.Option("--serve", help="Serve /metrics on HOST:PORT (e.g. 127.0.0.1:9108) until stopped.")
     ] = None,
-) -> None:
+) -> CommandResult | int:
     """Expected vs started runs per schedule: missed, failed, overdue; engine paused; scheduler liveness.
 
-    Read-only. Exit 0 healthy; 2 problems found; 1 error.
+    Read-only.
     """
     from datetime import timedelta
 
@@ -245,7 +234,7 @@ def health(
     try:
         window = parse_duration(since)
     except HealthError as exc:
-        _finish(1, [], [f"error: {exc}"])
+        fail(str(exc))
     options = HealthOptions(
         db_url=store.resolve_db_url(db),
         since=window,
@@ -254,8 +243,8 @@ def health(
         tolerance=Tolerance(latency=timedelta(seconds=max(latency, 0.0))),
     )
     if serve is not None:
-        raise typer.Exit(serve_health(options, serve))
-    _finish(*run_health(options))
+        return serve_health(options, serve)
+    return CommandResult(*run_health(options))
 
 
 @app.command("load-initial-schedule")
@@ -269,16 +258,11 @@ def load_initial_schedule(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the files would change.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything could not be migrated.")] = False,
-) -> None:
+) -> CommandResult:
     """Write YAML for core's initial schedules and for legacy @scheduler decorators found in --from."""
-    from reconciler.commands.load_initial import Level, run
+    from reconciler.commands.load_initial import run
 
-    result = run(sources or (), out, include_core=not no_core, force=force, check=check, strict=strict)
-    _finish(
-        result.exit_code,
-        [str(x) for x in result.lines if x.level is Level.INFO],
-        [str(x) for x in result.lines if x.level is not Level.INFO],
-    )
+    return run(sources or (), out, include_core=not no_core, force=force, check=check, strict=strict)
 
 
 @app.command("import")
@@ -291,19 +275,13 @@ def import_schedules(
         str | None,
         typer.Option("--func", help="The job function that marks API-created jobs (default: orchestrator-core's)."),
     ] = None,
-) -> None:
+) -> CommandResult:
     """Write imported.yaml for jobs created through orchestrator-core's API/UI; reconcile then adopts them."""
     from reconciler import store
     from reconciler.commands.import_jobs import run
-    from reconciler.commands.load_initial import Level
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
-    result = run(out, store.resolve_db_url(db), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
-    _finish(
-        result.exit_code,
-        [str(x) for x in result.lines if x.level is Level.INFO],
-        [str(x) for x in result.lines if x.level is not Level.INFO],
-    )
+    return run(out, store.resolve_db_url(db), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
 
 
 STARTER_HELP = (
@@ -365,7 +343,7 @@ def run_command(
     ] = 10.0,
     start_timeout: StartTimeoutOption = 60.0,
     log_format: Annotated[str, typer.Option("--log-format", help="json (one object per line) or console.")] = "json",
-) -> None:
+) -> int:
     """Run the schedules: an APScheduler runner on the same tables, one active per database.
 
     A second runner waits as standby and takes over when the leader dies. Changes made by `reconcile`
@@ -377,11 +355,11 @@ def run_command(
     from reconciler.starters import StarterConfigError, StarterOptions, make_starter
 
     if log_format not in ("json", "console"):
-        _finish(1, [], ["error: --log-format is json or console"])
+        fail("--log-format is json or console")
     try:
         chosen = make_starter(StarterOptions(starter, orchestrator_url, token, start_timeout))
     except StarterConfigError as exc:
-        _finish(1, [], [f"error: {store.redact(str(exc), token)}"])
+        fail(store.redact(str(exc), token))
     options = RunnerOptions(
         db_url=store.resolve_db_url(db),
         runnable_funcs=runnable([func] if func else None),
@@ -390,7 +368,7 @@ def run_command(
         workers=workers,
         max_wait=max_wait,
     )
-    raise typer.Exit(run_runner(options, chosen, log_format=log_format))
+    return run_runner(options, chosen, log_format=log_format)
 
 
 @app.command("show-schedule")
@@ -403,20 +381,19 @@ def show_schedule(
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
     fmt: FormatOption = Format.text,
-) -> None:
+) -> CommandResult:
     """Table of all jobs: key, name, workflow, trigger, next run, source, drift. Read-only."""
     from reconciler import store
     from reconciler.commands.show_schedule import run_show_schedule
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
-    code, out, err = run_show_schedule(
+    return run_show_schedule(
         store.resolve_db_url(db),
         directory=directory,
         fmt=fmt.value,
         namespace=namespace,
         func=func or ORCHESTRATOR_FUNC,
     )
-    _finish(code, out, err)
 
 
 @app.command("force")
@@ -429,21 +406,20 @@ def force_command(
     namespace: NamespaceOption = "default",
     func: RunnableFuncOption = None,
     start_timeout: StartTimeoutOption = 60.0,
-) -> None:
-    """Start that schedule's workflow now, through the same starter as `run`. Exit 0 started, 1 not."""
+) -> CommandResult:
+    """Start that schedule's workflow now, through the same starter as `run`."""
     from reconciler import store
     from reconciler.commands.force import run_force
     from reconciler.runner import runnable
     from reconciler.starters import StarterOptions
 
-    code, out, err = run_force(
+    return run_force(
         store.resolve_db_url(db),
         key,
         StarterOptions(starter, orchestrator_url, token, start_timeout),
         namespace=namespace,
         funcs=runnable([func] if func else None),
     )
-    _finish(code, out, err)
 
 
 def tune_gc() -> None:
@@ -466,13 +442,9 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
-    except Exception as exc:
+    except Exception as exc:  # outside any command (the app's own set-up): the same map
         if os.environ.get("RECONCILER_DEBUG"):
             raise
-        from reconciler.store import redact
-
-        typer.echo(
-            f"error: {redact(str(exc) or type(exc).__name__)} (RECONCILER_DEBUG=1 shows the traceback)",
-            err=True,
-        )
-        raise SystemExit(1) from None
+        code, line = for_exception(exc)
+        typer.echo(line, err=True)
+        raise SystemExit(code) from None

@@ -105,11 +105,13 @@ def test_apply_records_commit_author_and_repo_relative_source(db_url: str, repo:
     assert provenance.describe_entry(entries["alpha"]) == f"schedules.d/a.yaml:2 @ {sha[:12]} by {JANE}"
     assert provenance.entry_provenance(entries["beta"])["applied_commit"] == sha
     # show-schedule shows it, in the table and in JSON.
-    code, shown, _ = run_show_schedule(db_url, directory=d, fmt="json")
+    result = run_show_schedule(db_url, directory=d, fmt="json")
+    code, shown, _ = result.exit_code, result.out, result.err
     assert code == 0
     applied = {job["key"]: job["applied"] for job in json.loads(shown[0])["jobs"]}
     assert applied["alpha"] == f"schedules.d/a.yaml:2 @ {sha[:12]} by {JANE}"
-    code, table, _ = run_show_schedule(db_url, directory=d, fmt="text")
+    result = run_show_schedule(db_url, directory=d, fmt="text")
+    code, table, _ = result.exit_code, result.out, result.err
     assert code == 0 and f"@ {sha[:12]}" in "\n".join(table)
 
     # Bob changes beta only: beta's entry names Bob's commit, alpha keeps the commit that last set it.
@@ -333,11 +335,13 @@ def test_status_reports_applied_commit_head_and_drift(db_url: str, repo: Repo) -
     d = schedules_dir(repo)
     settings = PlanSettings()
     first = str(repo.head.commit.hexsha)
-    code, out, _ = run_status(d, db_url, settings)
+    result = run_status(d, db_url, settings)
+    code, out, _ = result.exit_code, result.out, result.err
     assert code == 2 and "Last applied: no commit recorded" in out[1]
 
     assert reconcile(d, db_url).exit_code == 0
-    code, out, err = run_status(d, db_url, settings)
+    result = run_status(d, db_url, settings)
+    code, out, err = result.exit_code, result.out, result.err
     assert (code, err) == (0, [])
     assert f"Last applied: {first[:12]}" in out[1] and "the last applied commit" in out[2]
     assert out[-1] == "In sync: the database matches the schedules directory."
@@ -345,37 +349,43 @@ def test_status_reports_applied_commit_head_and_drift(db_url: str, repo: Repo) -
     # A commit outside schedules.d: HEAD is ahead, but nothing is pending, so still in sync.
     (Path(str(repo.working_tree_dir)) / "README.md").write_text("more\n")
     commit_all(repo, "docs only")
-    code, out, _ = run_status(d, db_url, settings)
+    result = run_status(d, db_url, settings)
+    code, out, _ = result.exit_code, result.out, result.err
     assert code == 0 and "1 commit(s) ahead of the last applied commit" in out[2]
     assert any(line.startswith("    ") and "docs only" in line for line in out)
 
     # A schedule change not yet applied: exit 2, the commit listed and starred.
     write_schedules(d, schedule("alpha", name="Renamed"), name="a.yaml")
     change = commit_all(repo, "rename alpha", author=BOB)
-    code, out, _ = run_status(d, db_url, settings)
+    result = run_status(d, db_url, settings)
+    code, out, _ = result.exit_code, result.out, result.err
     assert code == 2
     assert f"  * {change[:12]}" in "\n".join(out) and "2 commit(s) ahead" in out[2]
     assert "1 change(s) not yet applied (alpha)" in out[-1]
 
     assert reconcile(d, db_url).exit_code == 0
-    code, out, _ = run_status(d, db_url, settings, "json")
+    result = run_status(d, db_url, settings, "json")
+    code, out, _ = result.exit_code, result.out, result.err
     body = json.loads(out[0])
     assert code == 0 and body["relation"] == "same" and body["applied"]["commit"] == change
     assert body["applied"]["author"] == BOB and body["in_sync"] is True
 
     delete_job(db_url, "beta")
-    code, out, _ = run_status(d, db_url, settings)
+    result = run_status(d, db_url, settings)
+    code, out, _ = result.exit_code, result.out, result.err
     assert code == 2 and "1 drifted — changed outside reconciler (beta)" in out[-1]
 
     # An older checkout is reported as behind, not ahead.
     repo.git.checkout(first)
-    code, out, _ = run_status(d, db_url, settings)
+    result = run_status(d, db_url, settings)
+    code, out, _ = result.exit_code, result.out, result.err
     assert "BEHIND the last applied commit" in out[2]
 
 
 def test_status_is_read_only(tmp_path: Path, repo: Repo) -> None:
     db_file = tmp_path / "never.db"
-    code, _, _ = run_status(schedules_dir(repo), f"sqlite:///{db_file}", PlanSettings())
+    result = run_status(schedules_dir(repo), f"sqlite:///{db_file}", PlanSettings())
+    code, _, _ = result.exit_code, result.out, result.err
     assert code == 2 and not db_file.exists()
 
 

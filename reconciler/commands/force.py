@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import store
+from reconciler.exit_codes import CommandResult
 from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.plan import decode
 from reconciler.starters import StarterConfigError, StarterOptions, StartError, StartRequest, make_starter
@@ -80,7 +81,7 @@ def run_force(
     *,
     namespace: str = "default",
     funcs: tuple[str, ...] = (ORCHESTRATOR_FUNC,),
-) -> tuple[int, list[str], list[str]]:
+) -> CommandResult:
     """The whole command: exit code, stdout lines, stderr lines (one clear line on failure)."""
     engine = store.connect(db_url, read_only=True)
     try:
@@ -88,9 +89,9 @@ def run_force(
             live = store.read_live_state(conn)
         request = build_request(live, resolve_target(live, name, namespace), funcs)
     except ForceError as exc:
-        return 1, [], [f"error: {exc}"]
+        return CommandResult(1, err=[f"error: {exc}"])
     except SQLAlchemyError as exc:
-        return 1, [], [f"error: database: {store.describe_db_error(exc)}"]
+        return CommandResult(1, err=[f"error: database: {store.describe_db_error(exc)}"])
     finally:
         engine.dispose()
     label = request.key or request.schedule_id
@@ -98,10 +99,10 @@ def run_force(
         # After the lookup: an unknown key is the first thing to hear about, whatever the starter.
         starter = make_starter(starter_options)
     except StarterConfigError as exc:
-        return 1, [], [f"error: {store.redact(str(exc), starter_options.token)}"]
+        return CommandResult(1, err=[f"error: {store.redact(str(exc), starter_options.token)}"])
     try:
         result = starter.start(request)
     except StartError as exc:
-        return 1, [], [f"error: starting {request.workflow_name} for {label} failed: {exc}"]
+        return CommandResult(1, err=[f"error: starting {request.workflow_name} for {label} failed: {exc}"])
     process = f", process {result.process_id}" if result.process_id else ""
-    return 0, [f"Started {request.workflow_name} for {label} (schedule {request.schedule_id}){process}."], []
+    return CommandResult(0, [f"Started {request.workflow_name} for {label} (schedule {request.schedule_id}){process}."])

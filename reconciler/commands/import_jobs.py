@@ -420,7 +420,7 @@ def run(
     try:
         with engine.connect() as conn, conn.begin():
             if not store.has_schedule_tables(conn):
-                result.lines.append(
+                result.add(
                     ReportLine(
                         Level.ERROR,
                         f"error: {store.redact_url(db_url)} has no orchestrator-core schedule tables "
@@ -431,7 +431,7 @@ def run(
                 return result
             live = store.read_live_state(conn)
     except SQLAlchemyError as exc:
-        result.lines.append(ReportLine(Level.ERROR, f"error: database: {store.describe_db_error(exc)}"))
+        result.add(ReportLine(Level.ERROR, f"error: database: {store.describe_db_error(exc)}"))
         result.exit_code = EXIT_FAILED
         return result
     finally:
@@ -439,20 +439,18 @@ def run(
 
     directory = read_directory(out_dir, target, display)
     plan = build_import(live, directory, func=func, now=moment)
-    result.lines.extend(plan.lines)
+    result.add_all(plan.lines)
     if directory.target_problem:
-        result.lines.append(
-            ReportLine(Level.WARNING, f"warning: {directory.target_problem}; such entries are not carried over")
-        )
+        result.add(ReportLine(Level.WARNING, f"warning: {directory.target_problem}; such entries are not carried over"))
     if not plan.entries and not directory.target_exists:
-        result.lines.append(ReportLine(Level.INFO, f"nothing to import; {display(target)} not written"))
-        result.lines.append(_summary(len(live.jobs), plan))
+        result.add(ReportLine(Level.INFO, f"nothing to import; {display(target)} not written"))
+        result.add(_summary(len(live.jobs), plan))
         return result
     text = yaml_writer.render_file(plan.entries, schema_ref=yaml_writer.schema_reference(out_dir), header=HEADER)
     result.files = [OutputFile(filename, text, len(plan.entries), 0)]
     if write_outputs(result, result.files, out_dir, display, force=force, check=check):
         result.exit_code = EXIT_FAILED
-    result.lines.append(_summary(len(live.jobs), plan))
+    result.add(_summary(len(live.jobs), plan))
     return result
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 from reconciler import legacy, yaml_writer
+from reconciler.exit_codes import CommandResult
 from reconciler.initial import CORE_FILENAME, CORE_INITIAL_SCHEDULES, CORE_ORIGIN
 from reconciler.yaml_writer import Entry
 
@@ -63,12 +64,22 @@ class OutputFile:
 
 
 @dataclass
-class Result:
-    """What `run` did: the exit code and the report, in the order it should be printed."""
+class Result(CommandResult):
+    """What `run` did: the exit code and the report, in the order it should be printed.
 
-    exit_code: int
+    `lines` keeps each line's level; `add` also files it on stdout (info) or stderr (warnings, errors).
+    """
+
     lines: list[ReportLine] = field(default_factory=list)
     files: list[OutputFile] = field(default_factory=list)
+
+    def add(self, line: ReportLine) -> None:
+        self.lines.append(line)
+        (self.out if line.level is Level.INFO else self.err).append(line.text)
+
+    def add_all(self, lines: Iterable[ReportLine]) -> None:
+        for line in lines:
+            self.add(line)
 
 
 def shown_path(path: Path, base: Path) -> str:
@@ -109,7 +120,7 @@ def run(
     missing = [s for s in sources if not (base / s).exists()]
     if missing:
         for source in missing:
-            result.lines.append(ReportLine(Level.ERROR, f"{display(source)}: no such file or directory"))
+            result.add(ReportLine(Level.ERROR, f"{display(source)}: no such file or directory"))
         result.exit_code = EXIT_USAGE
         return result
 
@@ -123,11 +134,11 @@ def run(
     blocking = any(f.blocking for f in scanned.findings)
     for finding in scanned.findings:
         level = Level.ERROR if finding.blocking and strict else Level.WARNING
-        result.lines.append(ReportLine(level, str(finding)))
+        result.add(ReportLine(level, str(finding)))
 
     changed = _compare(result.files, out_dir)
     failed = _apply(result, changed, out_dir, display, force=force, check=check)
-    result.lines.append(_summary(scanned, result.files, include_core))
+    result.add(_summary(scanned, result.files, include_core))
     if failed or (strict and blocking):
         result.exit_code = EXIT_FAILED
     return result
@@ -251,35 +262,35 @@ def _apply(
         for output, change in changes:
             verb = "unchanged" if change is _Change.SAME else f"would {change.value}"
             level = Level.INFO if change is _Change.SAME else Level.ERROR
-            result.lines.append(ReportLine(level, f"{verb} {display(out_dir / output.name)}"))
+            result.add(ReportLine(level, f"{verb} {display(out_dir / output.name)}"))
         return bool(pending)
     conflicts = [f for f, c in pending if c is _Change.UPDATE and not force]
     if conflicts:
         for output in conflicts:
-            result.lines.append(
+            result.add(
                 ReportLine(
                     Level.ERROR,
                     f"{display(out_dir / output.name)} exists and differs from what would be written; "
                     "not overwritten (use --force)",
                 )
             )
-        result.lines.append(ReportLine(Level.ERROR, "nothing was written"))
+        result.add(ReportLine(Level.ERROR, "nothing was written"))
         return True
     failed = False
     for output, change in changes:
         target = out_dir / output.name
         shown = display(target)
         if change is _Change.SAME:
-            result.lines.append(ReportLine(Level.INFO, f"unchanged {shown}"))
+            result.add(ReportLine(Level.INFO, f"unchanged {shown}"))
             continue
         try:
             _write(target, output.text)
         except OSError as exc:
-            result.lines.append(ReportLine(Level.ERROR, f"{shown}: cannot write: {exc.strerror or exc}"))
+            result.add(ReportLine(Level.ERROR, f"{shown}: cannot write: {exc.strerror or exc}"))
             failed = True
             continue
         verb = "created" if change is _Change.CREATE else "overwrote"
-        result.lines.append(ReportLine(Level.INFO, f"{verb} {shown} ({_counts(output)})"))
+        result.add(ReportLine(Level.INFO, f"{verb} {shown} ({_counts(output)})"))
     return failed
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconciler import apply as applier
 from reconciler import provenance, render, store
 from reconciler.commands.validate import as_plain, format_problems, load_desired
+from reconciler.exit_codes import CommandResult
 from reconciler.plan import Action, Change, Plan, PlanSettings
 from reconciler.problems import Problem
 from reconciler.spec import DesiredSchedule, SourceLocation
@@ -50,12 +51,9 @@ class ReconcileOptions:
 
 
 @dataclass
-class Outcome:
-    """What the command prints (stdout / stderr lines) and its exit code."""
+class Outcome(CommandResult):
+    """What the command prints (stdout / stderr lines) and its exit code, and the plan behind it."""
 
-    exit_code: int
-    out: list[str] = field(default_factory=list)
-    err: list[str] = field(default_factory=list)
     plan: Plan | None = None
     origins: dict[str, str] = field(default_factory=dict)  # key → "branch" | "elsewhere" (with --base)
     digest: str | None = None  # review_digest(plan)

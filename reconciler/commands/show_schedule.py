@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import store, triggers
+from reconciler.exit_codes import CommandResult
 from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.plan import Action, Change, PlanSettings, compute_plan, decode
 from reconciler.provenance import describe_entry
@@ -257,7 +258,7 @@ def run_show_schedule(
     fmt: str = "text",
     namespace: str = "default",
     func: str = ORCHESTRATOR_FUNC,
-) -> tuple[int, list[str], list[str]]:
+) -> CommandResult:
     """The whole command: exit code, stdout lines, stderr lines. Never writes (read-only connection)."""
     from reconciler.commands.validate import load_desired
 
@@ -276,7 +277,7 @@ def run_show_schedule(
         with engine.connect() as conn, conn.begin():
             live = store.read_live_state(conn)
     except SQLAlchemyError as exc:
-        return 1, [], [f"error: database: {store.describe_db_error(exc)}"]
+        return CommandResult(1, err=[f"error: database: {store.describe_db_error(exc)}"])
     finally:
         engine.dispose()
     lines = collect(live, namespace=namespace, func=func, desired=desired, now=now)
@@ -286,7 +287,7 @@ def run_show_schedule(
             "pass the schedules directory to compare it with the files"
         )
     if fmt == "json":
-        return 0, [render_json(lines, notes)], err
+        return CommandResult(0, [render_json(lines, notes)], err)
     if fmt in ("markdown", "github"):
-        return 0, [render_markdown(lines, notes)], err
-    return 0, [render_text(lines, notes)], err
+        return CommandResult(0, [render_markdown(lines, notes)], err)
+    return CommandResult(0, [render_text(lines, notes)], err)

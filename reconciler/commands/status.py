@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import provenance, store
+from reconciler.exit_codes import CommandResult
 from reconciler.plan import PlanSettings
 
 MAX_COMMITS_LISTED = 20
@@ -230,18 +231,16 @@ def render_text(report: StatusReport, directory: Path) -> list[str]:
     return out
 
 
-def run_status(
-    directory: Path, db_url: str, settings: PlanSettings, fmt: str = "text"
-) -> tuple[int, list[str], list[str]]:
-    """The `status` command: (exit code, stdout lines, stderr lines)."""
+def run_status(directory: Path, db_url: str, settings: PlanSettings, fmt: str = "text") -> CommandResult:
+    """The `status` command: exit code, stdout lines, stderr lines."""
     report = collect(directory, db_url, settings)
     if fmt == "json":
-        return report.exit_code, [json.dumps(report.as_dict(), indent=2)], []
+        return CommandResult(report.exit_code, [json.dumps(report.as_dict(), indent=2)])
     lines = render_text(report, directory)
     if report.errors:
-        return (
+        return CommandResult(
             report.exit_code,
             [x for x in lines if not x.startswith("error: ")],
             [x for x in lines if x.startswith("error: ")],
         )
-    return report.exit_code, lines, []
+    return CommandResult(report.exit_code, lines)

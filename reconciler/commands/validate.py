@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ValidationError
 
 from reconciler import triggers, workflow_commands
+from reconciler.exit_codes import CommandResult
 from reconciler.loader import LoadedFile, PathKey, find_schedule_files, load_file
 from reconciler.problems import Problem, Severity, error, warning
 from reconciler.spec import (
@@ -316,8 +317,8 @@ def run_validate(
     fmt: str,
     namespace: str = "default",
     follow_symlinks_outside: bool = False,
-) -> tuple[int, list[str], list[str]]:
-    """The `validate` command: (exit code, stdout lines, stderr lines)."""
+) -> CommandResult:
+    """The `validate` command: exit code, stdout lines, stderr lines."""
 
     workflows: list[Any] | None = None
     completed: frozenset[str] = frozenset()
@@ -332,7 +333,7 @@ def run_validate(
                 workflows = store.read_workflows(conn) if store.has_schedule_tables(conn) else []
                 completed = store.absent_keys(conn, namespace)
         except SQLAlchemyError as exc:
-            return 1, [], [f"error: database: {store.describe_db_error(exc)}"]
+            return CommandResult(1, err=[f"error: database: {store.describe_db_error(exc)}"])
         finally:
             engine.dispose()
     desired = load_desired(
@@ -344,9 +345,9 @@ def run_validate(
     out: list[str] = []
     if fmt == "json":
         out.append(format_problems(desired.problems, "json"))
-        return code, out, []
+        return CommandResult(code, out)
     if desired.problems:
         out.append(format_problems(desired.problems, fmt))
     if fmt == "text":
         out.append(summary_line(desired))
-    return code, out, []
+    return CommandResult(code, out)
