@@ -63,7 +63,7 @@ def reconcile(directory: Path, db_url: str) -> float:
             directory=directory,
             db_url=db_url,
             settings=PlanSettings(allow_empty=True),
-            # the guard window would wait for a 1-2 s schedule forever; the runner copes with the race
+            # no hold rule bound: these applies also show that the runner copes with a race on its rows
             apply=ApplySettings(guard_seconds=0),
         )
     )
