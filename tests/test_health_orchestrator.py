@@ -312,3 +312,99 @@ def test_metrics_endpoint_scraped_over_http(world: World) -> None:
     assert failed[world.ids["failing"]] == 1.0
     started = {s.labels["key"]: s for s in families["schedules_health_started_runs"].samples}
     assert started["once"].labels == {"key": "once", "workflow": "modify_note", "source": "gitops"}
+
+
+# --- orchestrator-core 5.5.0's own `scheduler run`, a 5 s schedule -------------------------------------------
+
+
+REDIS_URL = os.environ.get("RECONCILER_TEST_HEALTH_REDIS", "redis://127.0.0.1:6379/11")
+MISSED_LINE = re.compile(r"next run at: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[^)]*\)\" was missed by")
+
+
+def wait_for(condition: Any, seconds: float, what: Any) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; log tail:\n{what()[-3000:]}")
+        time.sleep(0.2)
+
+
+def missed_in_log(log: str) -> set[datetime]:
+    """The fires APScheduler itself reported as missed ("Run time of job ... was missed by ...")."""
+    return {datetime.fromisoformat(m).replace(tzinfo=UTC) for m in MISSED_LINE.findall(log)}
+
+
+def health_json(url: str, directory: Path, since: str) -> tuple[int, dict[str, Any]]:
+    done = schedules_cli("health", str(directory), "--db", url, "--since", since, "--format", "json")
+    assert done.returncode in (0, 2), done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, data
+
+
+def test_real_scheduler_run_then_stopped(tmp_path: Path) -> None:
+    """`scheduler run` runs a 5 s schedule for 60 s: `health --since 1m` sees every fire started (a fire
+    APScheduler itself skipped as misfired is the only allowed miss, and it must be in its log). Stopped
+    for 30 s: the fires since are missed, the job is overdue, and no scheduler processes the database."""
+    import redis
+
+    url = create_scratch_pg()
+    env = side_env(url, tmp_path / "project") | {"CACHE_URI": REDIS_URL, "LOG_LEVEL": "DEBUG", "TERM": "dumb"}
+    queue = redis.Redis.from_url(REDIS_URL)
+    queue.flushdb()
+    log_path = tmp_path / "scheduler.log"
+    scheduler: subprocess.Popen[str] | None = None
+
+    def read_log() -> str:
+        return ANSI.sub("", log_path.read_text()) if log_path.exists() else ""
+
+    try:
+        side(ORCHESTRATOR_SIDE, env, "migrate")
+        with log_path.open("w") as log:
+            scheduler = subprocess.Popen([sys.executable, str(ORCHESTRATOR_SIDE), "scheduler", "run"], cwd=REPO,
+                                         env=env, stdout=log, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        wait_for(lambda: "Scheduler started" in read_log(), 90, read_log)
+        directory = tmp_path / "schedules.d"
+        directory.mkdir()
+        (directory / "fast.yaml").write_text(
+            "schedules:\n  - key: every-5s\n    workflow_name: task_clean_up_tasks\n"
+            "    trigger: interval\n    trigger_kwargs: {seconds: 5}\n"
+        )
+        applied = schedules_cli("reconcile", str(directory), "--db", url, "--redis", REDIS_URL)
+        assert applied.returncode == 0 and "woken through Redis" in applied.stdout, applied.stdout + applied.stderr
+        time.sleep(60)
+
+        code, running = health_json(url, directory, "1m")
+        (fast,) = running["schedules"]
+        print("running:", {k: fast[k] for k in ("expected", "started", "missed", "pending", "overdue")})
+        assert fast["expected"] >= 8, fast  # 60 s of 5 s fires, less the ones still pending
+        assert set(map(datetime.fromisoformat, fast["missed"])) <= missed_in_log(read_log()), read_log()[-3000:]
+        assert fast["started"] + len(fast["missed"]) == fast["expected"]
+        assert not fast["overdue"] and running["scheduler"] == "processing"
+        assert code == (0 if not fast["missed"] and not fast["failures"] else 2)
+
+        scheduler.send_signal(signal.SIGTERM)
+        scheduler.wait(timeout=30)
+        stopped_at = datetime.now(UTC)
+        time.sleep(30)
+
+        code, stopped = health_json(url, directory, "1m")
+        (fast,) = stopped["schedules"]
+        print("stopped:", {k: fast[k] for k in ("expected", "started", "missed", "pending", "overdue_seconds")})
+        late = [m for m in map(datetime.fromisoformat, fast["missed"]) if m > stopped_at]
+        assert len(late) >= 2, fast  # 30 s stopped, less the tolerance (1 s grace + 10 s) still pending
+        assert fast["overdue"] and fast["overdue_seconds"] >= 15
+        assert stopped["scheduler"] == "stopped" and code == 2
+        text = schedules_cli("health", str(directory), "--db", url, "--since", "1m").stdout
+        assert text.count("no scheduler is processing this database") == 1
+        assert "every-5s: overdue by" in text and "every-5s: missed" in text
+    finally:
+        if scheduler is not None and scheduler.poll() is None:
+            scheduler.send_signal(signal.SIGTERM)
+            try:
+                scheduler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                scheduler.kill()
+                scheduler.wait()
+        queue.flushdb()
+        queue.close()
+        drop_scratch_pg(url)
