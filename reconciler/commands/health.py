@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import store
-from reconciler.health import metrics, render
+from reconciler.health import render
 from reconciler.health.core import HealthReport, Tolerance, assess
 from reconciler.health.reading import read_health_data
 
@@ -90,6 +90,8 @@ def rendered(report: HealthReport, fmt: str) -> list[str]:
     if fmt == "markdown":
         return render.render_markdown(report)
     if fmt == "prometheus":
+        from reconciler.health import metrics  # prometheus_client, only when asked for
+
         return [metrics.exposition(report).rstrip("\n")]
     return render.render_text(report)
 
@@ -113,6 +115,8 @@ def run_health(options: HealthOptions, *, now: datetime | None = None) -> tuple[
 
 def serve_health(options: HealthOptions, listen: str, *, stop: threading.Event | None = None) -> int:
     """`--serve HOST:PORT`: /metrics until SIGTERM / SIGINT (or `stop`); each scrape reads the database."""
+    from reconciler.health import metrics
+
     try:
         host, port = parse_listen(listen)
         server, thread = metrics.serve(host, port, lambda: collect(options)[0])

@@ -37,12 +37,15 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import AndTrigger, OrTrigger
+from apscheduler.triggers.cron import CronTrigger
 
 from reconciler import triggers
 
@@ -225,7 +228,7 @@ class HealthReport:
 # --------------------------------------------------------------------------------------------- expected
 
 
-@dataclass
+@dataclass(eq=False, slots=True)  # compared by identity: two schedules can have equal fires
 class _Fire:
     at: datetime  # UTC
     schedule: int  # index into the inputs
@@ -236,17 +239,52 @@ class _Fire:
 
 
 def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def expected_fires(schedule: ScheduleInput, since: datetime, now: datetime) -> tuple[list[datetime], bool]:
-    """The fires of one schedule that the window judges (UTC instants), and whether the list was cut short."""
+FireCache = dict[tuple[Hashable, datetime], tuple[list[datetime], bool]]
+
+
+def _trigger_key(trigger: Any) -> Hashable | None:
+    """An exact identity for cron triggers (and `or`/`and` of them): the ones costly to step.
+
+    ``str()`` of a CronTrigger lists every non-default field expression; zone, start, end and jitter are
+    compared as the objects themselves. Any other trigger: None (not shared; intervals are arithmetic).
+    """
+    if isinstance(trigger, CronTrigger):
+        return ("cron", str(trigger), trigger.timezone, trigger.start_date, trigger.end_date, trigger.jitter)
+    if isinstance(trigger, AndTrigger | OrTrigger):
+        parts = tuple(_trigger_key(sub) for sub in trigger.triggers)
+        return None if None in parts else (type(trigger).__name__, parts, trigger.jitter)
+    return None
+
+
+def expected_fires(
+    schedule: ScheduleInput, since: datetime, now: datetime, cache: FireCache | None = None
+) -> tuple[list[datetime], bool]:
+    """The fires of one schedule that the window judges (UTC instants), and whether the list was cut short.
+
+    With ``cache``, schedules with the same cron trigger (see `_trigger_key`) share one computation: a cron
+    step costs APScheduler a few hundred microseconds, and many jobs share a trigger.
+    """
     if schedule.trigger is None or (schedule.row_present and schedule.next_run_time is None):
         return [], False  # unreadable, or paused: APScheduler runs nothing for a NULL next_run_time
     start = max(since, _utc(schedule.not_before)) if schedule.not_before else since
     if start > now:
         return [], False
-    times, truncated = triggers.fire_times_between(schedule.trigger, start, now)
+    key = _trigger_key(schedule.trigger) if cache is not None else None
+    if cache is None or key is None:
+        return _window_fires(schedule.trigger, start, now)
+    found = cache.get((key, start))
+    if found is None:
+        found = cache[(key, start)] = _window_fires(schedule.trigger, start, now)
+    return found
+
+
+def _window_fires(trigger: BaseTrigger, start: datetime, now: datetime) -> tuple[list[datetime], bool]:
+    times, truncated = triggers.fire_times_between(trigger, start, now)
     return [_utc(t) for t in times], truncated
 
 
@@ -320,8 +358,9 @@ def assess(
     window = now - since
     fires_by_workflow: dict[str | None, list[_Fire]] = defaultdict(list)
     truncated: set[int] = set()
+    cache: FireCache = {}
     for index, schedule in enumerate(inputs):
-        times, cut = expected_fires(schedule, since, now)
+        times, cut = expected_fires(schedule, since, now, cache)
         if cut:
             truncated.add(index)
         reach = tolerance.after(schedule.misfire_grace_time, window)
@@ -378,8 +417,13 @@ def _verdict(
     truncated: bool,
 ) -> ScheduleHealth:
     observed = seen.runs is not None and schedule.workflow_name is not None
-    pending = [f for f in fires if f.run is None and not f.coalesced and f.at + f.reach > now]
-    judged = [f for f in fires if f not in pending]
+    judged: list[_Fire] = []
+    pending = 0
+    for fire in fires:
+        if fire.run is None and not fire.coalesced and fire.at + fire.reach > now:
+            pending += 1  # too recent to have a process yet: neither started nor missed
+        else:
+            judged.append(fire)
     runs = tuple(
         RunSeen(f.run.pid, f.at, _utc(f.run.started_at), f.run.status, f.run.failed_reason, f.ambiguous)
         for f in judged
@@ -401,7 +445,7 @@ def _verdict(
         started=len(runs) if observed else None,
         missed=missed,
         coalesced=sum(1 for f in judged if f.coalesced),
-        pending=len(pending),
+        pending=pending,
         runs=runs,
         next_run=_utc(schedule.next_run_time) if schedule.next_run_time else None,
         overdue_by=overdue_by,

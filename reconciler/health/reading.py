@@ -37,23 +37,35 @@ def _instant(value: Any) -> datetime:
     if isinstance(value, str):  # SQLite hands timestamps back as text
         value = datetime.fromisoformat(value)
     moment: datetime = value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _column_time(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
+_PROCESSES_SQL = (
+    "SELECT p.pid, w.name, p.last_status, p.started_at, p.last_modified_at, p.failed_reason"
+    " FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id"
+    " WHERE p.created_by = {user} AND p.started_at >= {since}"
+)
+
+
 def read_processes(conn: Connection, since: datetime, *, user: str = SCHEDULER_USER) -> list[ProcessRun]:
     """`processes` rows created by the scheduler's user from `since` on, with their workflow's name."""
-    rows = conn.execute(
-        text(
-            "SELECT p.pid, w.name, p.last_status, p.started_at, p.last_modified_at, p.failed_reason"
-            " FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id"
-            " WHERE p.created_by = :user AND p.started_at >= :since"
-        ),
-        {"user": user, "since": since},
-    )
+    rows: Sequence[Any]
+    if conn.dialect.name == "postgresql":
+        # psycopg's own cursor: SQLAlchemy's per-row Result costs more than the query for a day of 10,000 jobs.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(_PROCESSES_SQL.format(user="%(user)s", since="%(since)s"), {"user": user, "since": since})
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    else:
+        rows = list(
+            conn.execute(text(_PROCESSES_SQL.format(user=":user", since=":since")), {"user": user, "since": since})
+        )
     return [
         ProcessRun(str(pid), name, str(status), _instant(started), _instant(modified) if modified else None, reason)
         for pid, name, status, started, modified, reason in rows
