@@ -22,8 +22,9 @@ from pathlib import Path
 
 from reconciler import render, workflow_commands
 from reconciler.apply import ApplySettings
-from reconciler.commands.reconcile import Outcome, ReconcileOptions, origin_mark, plan_json, run
+from reconciler.commands.reconcile import Outcome, ReconcileOptions, origin_mark, run
 from reconciler.plan import Plan, PlanSettings
+from reconciler.planfile import plan_json
 
 COMMANDS = ("validate", "plan", "apply")
 # GitHub rejects a step summary over 1 MiB; render_markdown counts characters and a few are multi-byte.

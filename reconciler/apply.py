@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
@@ -23,9 +22,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from reconciler import guard, migrate, store, triggers
-from reconciler.jobstate import JobRow, JobStatePickler, build_job_row, load_job_state
-from reconciler.plan import Action, Change, Plan, PlanSettings, StatesNeeded, compute_plan
+from reconciler.jobstate import JobRow, JobStatePickler, build_job_row
+from reconciler.plan import Change, LedgerRecord, Plan, PlanSettings, compute_plan, expected_rows
 from reconciler.spec import DesiredSchedule
+from reconciler.state import LedgerEntry, LiveJob, LiveState, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -96,114 +96,55 @@ class _Writes:
     deletes: list[str] = field(default_factory=list)
     add_links: list[tuple[str, str]] = field(default_factory=list)
     drop_links: list[tuple[str, str]] = field(default_factory=list)
-    ledger: list[store.LedgerEntry] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)
     ledger_remove: list[tuple[str, str]] = field(default_factory=list)
     woken_candidates: list[tuple[str, str]] = field(default_factory=list)  # (schedule_id, name)
 
 
-def _collect(plan: Plan, live: store.LiveState, settings: PlanSettings, apply: ApplySettings, now: datetime) -> _Writes:
+def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySettings, now: datetime) -> _Writes:
+    """The rows, links and ledger entries that carry out the plan's changes, exactly as each Change decided."""
     jobs = {j.id: j for j in live.jobs}
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
-    ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
     out = _Writes()
     pickler = JobStatePickler()  # equal specs share a trigger object: each is pickled once
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
-        if change.action is Action.DELETE:
-            if change.remove_row:
-                out.deletes.append(change.schedule_id)
-            out.ledger_remove.append((settings.namespace, change.key))
-            continue
-        desired = change.desired
-        if desired is None:
-            continue  # protected leftovers: nothing to write
-        # The plan resolved the name and hashed the spec of every declared schedule.
-        assert change.name is not None and change.spec_hash is not None
-        name, digest = change.name, change.spec_hash
-        row_hash = job.row_hash if job is not None else None
+        written: JobRow | None = None
         if change.remove_row:
             out.deletes.append(change.schedule_id)
-            row_hash = None
         elif change.write_row:
-            row = _build_row(pickler, change, desired, name, job, settings, now, first_fires)
-            (out.updates if job is not None else out.inserts).append(row)
-            row_hash = row.row_hash
-            out.woken_candidates.append((row.id, name))
-        if desired.enabled and change.link_workflow_id and not change.remove_row:
-            existing = job.workflow_ids if job is not None else ()
-            if change.link_workflow_id not in existing:
-                out.add_links.append((change.link_workflow_id, change.schedule_id))
-            out.drop_links.extend((w, change.schedule_id) for w in existing if w != change.link_workflow_id)
-        entry = ledger.get(change.key)
-        new_entry = store.LedgerEntry(
-            namespace=settings.namespace,
-            key=desired.key,
-            schedule_id=change.schedule_id,
-            workflow_name=desired.workflow_name,
-            spec_hash=digest,
-            row_hash=row_hash if desired.enabled else None,
-            enabled=desired.enabled,
-            protect=desired.protect,
-            source_path=desired.source.path if desired.source else None,
-            source_line=desired.source.line if desired.source else None,
-            applied_commit=apply.provenance.commit,
-            applied_author=apply.provenance.author,
-        )
-        if change.action is Action.NOOP and entry is not None and _same_entry(entry, new_entry):
-            continue
-        if change.action is Action.NOOP and entry is not None:
-            # Row untouched; only the ledger learns the new spelling or source position.
-            new_entry = (
-                replace(
-                    new_entry,
-                    applied_commit=entry.applied_commit,
-                    applied_author=entry.applied_author,
-                    applied_at=entry.applied_at,
-                )
-                if _same_spec(entry, new_entry)
-                else new_entry
-            )
-        out.ledger.append(new_entry)
-        if entry is not None:
-            out.ledger_remove.append((settings.namespace, change.key))  # replaced, not duplicated
-        if change.previous_key:
-            out.ledger_remove.append((settings.namespace, change.previous_key))
+            written = _build_row(pickler, change, job, settings, now, first_fires)
+            (out.updates if job is not None else out.inserts).append(written)
+            assert change.name is not None
+            out.woken_candidates.append((written.id, change.name))
+        out.add_links.extend((w, change.schedule_id) for w in change.links_add)
+        out.drop_links.extend((w, change.schedule_id) for w in change.links_drop)
+        out.ledger_remove.extend((settings.namespace, key) for key in change.ledger_drop)
+        entry = change.ledger_entry
+        if entry is not None and change.ledger in (LedgerRecord.APPLIED, LedgerRecord.KEPT_COMMIT):
+            if written is not None:
+                entry = replace(entry, row_hash=written.row_hash)
+            if change.ledger is LedgerRecord.APPLIED:
+                entry = replace(entry, applied_commit=apply.provenance.commit, applied_author=apply.provenance.author)
+            out.ledger.append(entry)
     return out
-
-
-def _same_spec(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
-    # Not the row hash: a row the scheduler moved after a run (or hashed by an older version) is the same
-    # application of the same spec, so its entry keeps the commit that set it.
-    return (a.spec_hash, a.enabled, a.protect) == (b.spec_hash, b.enabled, b.protect)
-
-
-def _same_entry(a: store.LedgerEntry, b: store.LedgerEntry) -> bool:
-    return _same_spec(a, b) and (a.row_hash, a.source_path, a.source_line, a.schedule_id) == (
-        b.row_hash,
-        b.source_path,
-        b.source_line,
-        b.schedule_id,
-    )
 
 
 def _build_row(
     pickler: JobStatePickler,
     change: Change,
-    desired: DesiredSchedule,
-    name: str,
-    job: store.LiveJob | None,
+    job: LiveJob | None,
     settings: PlanSettings,
     now: datetime,
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]],
 ) -> JobRow:
-    state: dict[str, Any] | None = None
+    desired = change.desired
+    assert desired is not None and change.name is not None, "the plan writes rows only for declared schedules"
     if job is not None and not change.reschedule:
-        assert job.job_state is not None, "a row the plan rewrites was decoded by the plan, so it was read"
-        state = load_job_state(job.job_state)
-    if state is not None:
         # Same trigger meaning: keep the live trigger object and next_run_time (the phase).
-        trigger = state["trigger"]
-        next_run = state["next_run_time"]
+        assert job.state is not None, "a row the plan rewrites in place was decoded by the edge"
+        trigger = job.state["trigger"]
+        next_run = job.state["next_run_time"]
     else:
         trigger = triggers.build_trigger(desired.trigger, desired.trigger_kwargs, desired.timezone, now=now)
         # Equal specs share one trigger object: its first fire time is computed once per apply.
@@ -216,7 +157,7 @@ def _build_row(
         trigger=trigger,
         workflow_name=desired.workflow_name,
         user_inputs=desired.user_inputs,
-        name=name,
+        name=change.name,
         next_run_time=next_run,
         misfire_grace_time=desired.misfire_grace_time,
         coalesce=desired.coalesce,
@@ -329,7 +270,7 @@ def _verify(
         deleted_ok = not any(i in digests for i in writes.deletes if i not in rewritten)
         if rows_ok and links_ok and deleted_ok:
             return 0
-        check = compute_plan(desired, store.read_live_state(conn), settings, clock())
+        _live, check = read_and_plan(conn, desired, settings, clock())
     return len(check.pending)
 
 
@@ -425,20 +366,17 @@ def dry_run(engine: Engine, desired: Sequence[DesiredSchedule], settings: PlanSe
 
 def read_and_plan(
     conn: Connection, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime
-) -> tuple[store.LiveState, Plan]:
-    """Read the live state (rows still as our ledger recorded them without their pickles) and plan;
-    when the plan needs some of those pickles after all (their spec changed), read them and plan again."""
-    live = store.read_live_state(conn, owner=settings.namespace)
-    try:
-        return live, compute_plan(desired, live, settings, now)
-    except StatesNeeded as needed:
-        live = store.with_job_states(conn, live, needed.ids)
-        return live, compute_plan(desired, live, settings, now)
+) -> tuple[LiveState, Plan]:
+    """Read the live state and plan it. Rows still as our ledger recorded them for an unchanged spec are
+    read as digests only (the planner's own `expected_rows` names them); every other row arrives decoded."""
+    live = store.read_live_state(
+        conn, expect=lambda ledger, workflows: expected_rows(desired, ledger, workflows, settings)
+    )
+    return live, compute_plan(desired, live, settings, now)
 
 
-def _embedded_workflows() -> tuple[store.Workflow, ...]:
+def _embedded_workflows() -> tuple[Workflow, ...]:
     # What `prepare` would seed into an empty embedded database, so its dry run plans honestly.
     return tuple(
-        store.Workflow(f"00000000-0000-0000-0000-{i:012d}", n, d, True, False)
-        for i, (n, d) in enumerate(store.CORE_TASKS)
+        Workflow(f"00000000-0000-0000-0000-{i:012d}", n, d, True, False) for i, (n, d) in enumerate(store.CORE_TASKS)
     )

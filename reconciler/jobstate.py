@@ -26,6 +26,8 @@ from apscheduler.job import Job
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import AndTrigger, OrTrigger
 
+from reconciler.state import row_hash
+
 ORCHESTRATOR_FUNC = "orchestrator.core.schedules.service:run_start_workflow_scheduler_task"
 JOB_STATE_KEYS = frozenset(
     {
@@ -140,16 +142,6 @@ class JobRow:
 def state_digest(job_state: bytes) -> str:
     """sha256 hex of a job_state, as PostgreSQL's encode(sha256(job_state), 'hex') computes it too."""
     return hashlib.sha256(job_state).hexdigest()
-
-
-def row_hash(job_state_digest: str, next_run_time: float | None) -> str:
-    """Digest of a whole row as written: the ledger keeps it so a no-op plan need not unpickle.
-
-    Built from the job_state's digest, so a reader that only has the digest (computed by the database,
-    the pickle never moved) gets the same value. The column is part of it because the column and the
-    pickle must agree (else the scheduler spins).
-    """
-    return hashlib.sha256(f"{job_state_digest}|{next_run_time!r}".encode()).hexdigest()
 
 
 def _placeholder() -> None:

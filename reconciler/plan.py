@@ -23,14 +23,23 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from reconciler import triggers
-from reconciler.jobstate import ORCHESTRATOR_FUNC, UnreadableJobState, load_job_state, utc_timestamp
+from reconciler.jobstate import ORCHESTRATOR_FUNC, utc_timestamp
 from reconciler.spec import DesiredSchedule
-from reconciler.store import LedgerEntry, LiveJob, LiveState, Workflow
+from reconciler.state import ExpectedRow, LedgerEntry, LiveJob, LiveState, Workflow
 
 DEFAULT_NAMESPACE = "default"
 _NAMESPACE_ROOT = uuid.UUID("6f0c3c1e-4f8e-5b8a-9d51-8a1f2f6c3e10")
 NEXT_RUNS = 3
 SPEC_HASH_VERSION = 1
+
+
+class LedgerRecord(StrEnum):
+    """What the ledger records for a key after the apply; decided by the plan, executed by apply."""
+
+    KEEP = "keep"  # the entry stays exactly as it is (unchanged, a completed date, a row left alone)
+    APPLIED = "applied"  # write `ledger_entry`; it names this apply's commit (created, changed, adopted, renamed)
+    KEPT_COMMIT = "kept-commit"  # write `ledger_entry`, same spec: it keeps the commit that set it
+    FORGET = "forget"  # remove the entry: the key left the files
 
 
 class Action(StrEnum):
@@ -78,7 +87,13 @@ class Change:
     write_row: bool = False  # the apscheduler_jobs row must be (re)written
     remove_row: bool = False  # the row must be deleted (delete, or enabled: false)
     reschedule: bool = False  # the trigger changed: a new next_run_time
-    link_workflow_id: str | None = None  # the workflow the linker row must point at
+    links_add: tuple[str, ...] = ()  # workflow ids to link the row to (after the row is written)
+    links_drop: tuple[str, ...] = ()  # workflow ids whose linker rows to this row go
+    ledger: LedgerRecord = LedgerRecord.KEEP
+    # The entry to write (APPLIED / KEPT_COMMIT). Its row_hash is that of the row as the plan leaves it;
+    # apply puts in the hash of the row it writes (the plan does not pickle).
+    ledger_entry: LedgerEntry | None = None
+    ledger_drop: tuple[str, ...] = ()  # keys of this namespace whose entries go first (replaced, renamed, deleted)
     desired: DesiredSchedule | None = None
     previous_key: str | None = None  # rename: the ledger key being replaced
     source: str | None = None
@@ -199,30 +214,6 @@ def _has_explicit_start(kwargs: dict[str, Any]) -> bool:
     )
 
 
-@dataclass
-class _Decoded:
-    state: dict[str, Any] | None
-    error: str | None
-
-
-def decode(job: LiveJob) -> _Decoded:
-    """Decode a live row with the allow-list unpickler; failure is data, not an exception."""
-    if job.job_state is None:
-        return _Decoded(None, "job_state not read")
-    try:
-        return _Decoded(load_job_state(job.job_state), None)
-    except UnreadableJobState as exc:
-        return _Decoded(None, str(exc))
-
-
-class StatesNeeded(Exception):
-    """The plan needs the job_state of rows that were read without it; read them and plan again."""
-
-    def __init__(self, ids: frozenset[str]) -> None:
-        super().__init__(f"{len(ids)} job row(s) needed whole")
-        self.ids = ids
-
-
 def _live_view(state: dict[str, Any]) -> dict[str, Any]:
     kwargs = state.get("kwargs") or {}
     trigger: BaseTrigger = state["trigger"]
@@ -274,6 +265,71 @@ def _content_identity(state: dict[str, Any]) -> str:
     return _json_hash(view)
 
 
+def expected_row(
+    desired: DesiredSchedule, entry: LedgerEntry | None, workflow: Workflow | None, digest: str
+) -> ExpectedRow | None:
+    """The row our ledger says we wrote for this very spec, with its one link; None when there is none to expect.
+
+    A live row that matches it is unchanged: the edge may read only its digest, and the planner plans it as
+    unchanged without comparing fields. Anything else (another spec, a disabled schedule, a missing
+    workflow, a row we never hashed) is compared in full.
+    """
+    if entry is None or workflow is None or not desired.enabled or entry.row_hash is None:
+        return None
+    if entry.spec_hash != digest:
+        return None
+    return ExpectedRow(entry.row_hash, (workflow.workflow_id,))
+
+
+def expected_rows(
+    desired: Sequence[DesiredSchedule],
+    ledger: Sequence[LedgerEntry],
+    workflows: Sequence[Workflow],
+    settings: PlanSettings,
+) -> dict[str, ExpectedRow]:
+    """schedule_id → `expected_row` for every declared key of this namespace that has one.
+
+    The edge reads these rows as digests and decodes only those that do not match: whatever it hands
+    the planner then is all the planner needs.
+    """
+    by_name = {w.name: w for w in workflows if not w.deleted}
+    entries = {e.key: e for e in ledger if e.namespace == settings.namespace}
+    found: dict[str, ExpectedRow] = {}
+    for d in desired:
+        entry = entries.get(d.key)
+        if entry is None:
+            continue
+        workflow = by_name.get(d.workflow_name)
+        expected = expected_row(d, entry, workflow, spec_hash(d, resolved_name(d, workflow), settings))
+        if expected is not None:
+            found[entry.schedule_id] = expected
+    return found
+
+
+def _links(workflow: Workflow | None, live: LiveJob | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(workflow ids to link, workflow ids to unlink) so the row is linked to exactly its workflow."""
+    if workflow is None:
+        return (), ()
+    existing = live.workflow_ids if live is not None else ()
+    add = () if workflow.workflow_id in existing else (workflow.workflow_id,)
+    return add, tuple(w for w in existing if w != workflow.workflow_id)
+
+
+def _same_spec(a: LedgerEntry, b: LedgerEntry) -> bool:
+    # Not the row hash: a row the scheduler moved after a run (or hashed by an older version) is the same
+    # application of the same spec, so its entry keeps the commit that set it.
+    return (a.spec_hash, a.enabled, a.protect) == (b.spec_hash, b.enabled, b.protect)
+
+
+def _same_entry(a: LedgerEntry, b: LedgerEntry) -> bool:
+    return _same_spec(a, b) and (a.row_hash, a.source_path, a.source_line, a.schedule_id) == (
+        b.row_hash,
+        b.source_path,
+        b.source_line,
+        b.schedule_id,
+    )
+
+
 class _Planner:
     def __init__(self, live: LiveState, settings: PlanSettings, now: datetime) -> None:
         self.settings = settings
@@ -284,9 +340,8 @@ class _Planner:
         self.ledger = {e.key: e for e in live.ledger if e.namespace == settings.namespace}
         self.owned_elsewhere = {e.schedule_id: e.namespace for e in live.ledger if e.namespace != settings.namespace}
         self.owner_of = {e.schedule_id: e.key for e in self.ledger.values()}  # schedule_id → our key
-        self.decoded: dict[str, _Decoded] = {}
-        self.unread: set[str] = set()  # rows read without job_state that the plan turned out to need
         self.claimed: set[str] = set()
+        self.left_alone: set[str] = set()  # declared rows that are unreadable: reported, never touched
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.identities: dict[str, str] = {}
@@ -302,18 +357,71 @@ class _Planner:
             hit = self.runs_memo[key] = _runs(trigger, self.now, first)
         return hit
 
-    def state_of(self, job: LiveJob) -> _Decoded:
-        if job.job_state is None:
-            self.unread.add(job.id)
-        if job.id not in self.decoded:
-            self.decoded[job.id] = decode(job)
-        return self.decoded[job.id]
-
     # -- desired schedules -------------------------------------------------------------------------
     def plan_desired(self, desired: DesiredSchedule, renamed_from: LedgerEntry | None) -> Change:
         entry = self.ledger.get(desired.key)
-        source = str(desired.source) if desired.source else None
         workflow = self.workflows.get(desired.workflow_name)
+        change = self._compare(desired, entry, workflow, renamed_from)
+        if change.completed or change.schedule_id in self.left_alone:
+            return change  # a fired date, or an unreadable row: no row, no link, the entry as it is
+        return self._record(change, desired, entry, workflow)
+
+    def _record(
+        self, change: Change, desired: DesiredSchedule, entry: LedgerEntry | None, workflow: Workflow | None
+    ) -> Change:
+        """The ledger and linker decisions for a declared key, from what the comparison found."""
+        live = self.jobs.get(change.schedule_id)
+        links_add: tuple[str, ...] = ()
+        links_drop: tuple[str, ...] = ()
+        if desired.enabled and not change.remove_row:
+            links_add, links_drop = _links(workflow, live)
+        kept = live is not None and not change.write_row and not change.remove_row and desired.enabled
+        assert change.spec_hash is not None
+        recorded = LedgerEntry(
+            namespace=self.settings.namespace,
+            key=desired.key,
+            schedule_id=change.schedule_id,
+            workflow_name=desired.workflow_name,
+            spec_hash=change.spec_hash,
+            row_hash=live.row_hash if kept and live is not None else None,
+            enabled=desired.enabled,
+            protect=desired.protect,
+            source_path=desired.source.path if desired.source else None,
+            source_line=desired.source.line if desired.source else None,
+        )
+        record = LedgerRecord.APPLIED
+        if change.action is Action.NOOP and entry is not None:
+            if _same_entry(entry, recorded):
+                return replace(change, links_add=links_add, links_drop=links_drop)
+            if _same_spec(entry, recorded):
+                # Row untouched; only the ledger learns the new row hash or source position.
+                record = LedgerRecord.KEPT_COMMIT
+                recorded = replace(
+                    recorded,
+                    applied_commit=entry.applied_commit,
+                    applied_author=entry.applied_author,
+                    applied_at=entry.applied_at,
+                )
+        drop = (desired.key,) if entry is not None else ()
+        if change.previous_key:
+            drop = (*drop, change.previous_key)
+        return replace(
+            change,
+            links_add=links_add,
+            links_drop=links_drop,
+            ledger=record,
+            ledger_entry=recorded,
+            ledger_drop=drop,
+        )
+
+    def _compare(
+        self,
+        desired: DesiredSchedule,
+        entry: LedgerEntry | None,
+        workflow: Workflow | None,
+        renamed_from: LedgerEntry | None,
+    ) -> Change:
+        source = str(desired.source) if desired.source else None
         warnings: list[str] = []
         if workflow is None:
             self.errors.append(self._missing_workflow(desired))
@@ -350,20 +458,14 @@ class _Planner:
             warnings.append(f"schedule_id {desired.schedule_id} ignored: the key already owns {entry.schedule_id}")
         self.claimed.add(schedule_id)
         live = self.jobs.get(schedule_id)
-        link = workflow.workflow_id if workflow else None
 
-        # Fast path: the row is byte for byte what we last wrote, from the same spec: nothing to decode.
-        if (
-            live is not None
-            and entry is not None
-            and entry.spec_hash == digest
-            and entry.row_hash == live.row_hash
-            and (workflow is None or workflow.workflow_id in live.workflow_ids)
-            and desired.enabled
-        ):
+        # Fast path: the row is byte for byte what we last wrote from this spec, linked exactly to its
+        # workflow (the very test the edge made to skip decoding it): nothing to compare.
+        expected = expected_row(desired, entry, workflow, digest)
+        if live is not None and expected is not None and expected.matches(live.row_hash, live.workflow_ids):
             self.identities[live.id] = digest
             return Change(desired.key, Action.NOOP, schedule_id, warnings=tuple(warnings), desired=desired,
-                          source=source, link_workflow_id=link, name=name, spec_hash=digest)  # fmt: skip
+                          source=source, name=name, spec_hash=digest)  # fmt: skip
 
         base = Change(
             key=desired.key,
@@ -372,7 +474,6 @@ class _Planner:
             desired=desired,
             previous_key=previous_key,
             source=source,
-            link_workflow_id=link,
             name=name,
             spec_hash=digest,
         )
@@ -386,19 +487,14 @@ class _Planner:
         if live is None:
             return self._plan_missing_row(base, entry, desired, trigger, after_view, fields, warnings)
 
-        decoded = self.state_of(live)
-        if decoded.state is None:
+        if live.state is None:
+            # Unreadable (or, against the edge's contract, not read): reported and left alone.
             self.identities[live.id] = live.row_hash
-            warnings.append(f"job row {live.id} is unreadable ({decoded.error}); left alone")
-            return replace(
-                base,
-                action=Action.NOOP if action is not Action.ADOPT else action,
-                warnings=tuple(warnings),
-                after=after_view,
-                fields=tuple(fields),
-            )
+            self.left_alone.add(live.id)
+            warnings.append(f"job row {live.id} is unreadable ({live.unreadable or 'job_state not read'}); left alone")
+            return replace(base, action=Action.NOOP, warnings=tuple(warnings), after=after_view, fields=tuple(fields))
 
-        state = decoded.state
+        state = live.state
         self.identities[live.id] = _content_identity(state)
         before_view = _live_view(state)
         if not desired.enabled:
@@ -440,7 +536,7 @@ class _Planner:
                 FieldChange("next_run_time column", live.next_run_time, utc_timestamp(state.get("next_run_time")))
             )
         wanted_links = (workflow.workflow_id,) if workflow else live.workflow_ids
-        if workflow and tuple(live.workflow_ids) != wanted_links:
+        if tuple(live.workflow_ids) != wanted_links:
             fields.append(FieldChange("linked workflow", list(live.workflow_ids), list(wanted_links)))
         row_fields = [f for f in fields if f.name not in ("key", "linked workflow")]
         if not fields and action is Action.NOOP:
@@ -529,24 +625,27 @@ class _Planner:
         before = None
         runs: tuple[str, ...] = ()
         if live is not None:
-            decoded = self.state_of(live)
-            if decoded.state is not None:
-                before = _live_view(decoded.state)
-                self.identities[live.id] = _content_identity(decoded.state)
-                runs = self.runs(decoded.state["trigger"], decoded.state.get("next_run_time"))
+            if live.state is not None:
+                before = _live_view(live.state)
+                self.identities[live.id] = _content_identity(live.state)
+                runs = self.runs(live.state["trigger"], live.state.get("next_run_time"))
             else:
                 self.identities[live.id] = live.row_hash
         source = f"{entry.source_path}:{entry.source_line}" if entry.source_path else None
-        kept = ("protect: true — removed from the files but kept; set protect: false to delete it",)
+        if entry.protect:
+            kept = ("protect: true — removed from the files but kept; set protect: false to delete it",)
+            return Change(entry.key, Action.NOOP, entry.schedule_id, before=before, source=source,
+                          next_runs_before=runs, warnings=kept)  # fmt: skip
         return Change(
             key=entry.key,
-            action=Action.NOOP if entry.protect else Action.DELETE,
+            action=Action.DELETE,
             schedule_id=entry.schedule_id,
             before=before,
             source=source,
             next_runs_before=runs,
-            warnings=kept if entry.protect else (),
-            remove_row=live is not None and not entry.protect,
+            remove_row=live is not None,
+            ledger=LedgerRecord.FORGET,
+            ledger_drop=(entry.key,),
         )
 
     # -- everything else ---------------------------------------------------------------------------
@@ -555,13 +654,13 @@ class _Planner:
         for job in sorted(self.jobs.values(), key=lambda j: j.id):
             if job.id in self.claimed:
                 continue
-            decoded = self.state_of(job)
             when = datetime.fromtimestamp(job.next_run_time, UTC).isoformat() if job.next_run_time else None
-            if decoded.state is None:
+            if job.state is None:
                 self.identities[job.id] = job.row_hash
-                found.append(UnmanagedJob(job.id, "unreadable", None, None, None, when, decoded.error))
+                detail = job.unreadable or "job_state not read"
+                found.append(UnmanagedJob(job.id, "unreadable", None, None, None, when, detail))
                 continue
-            state = decoded.state
+            state = job.state
             self.identities[job.id] = _content_identity(state)
             if job.id in self.owned_elsewhere:
                 source = f"gitops:{self.owned_elsewhere[job.id]}"
@@ -592,7 +691,7 @@ def compute_plan(
 ) -> Plan:
     """The plan that takes the database from `live` to `desired`. Pure: same inputs, same plan.
 
-    Raises StatesNeeded when it needs a job_state that `live` holds only the digest of.
+    `live` holds decoded rows; a row read as its digest only is one that matched `expected_rows`.
     """
     planner = _Planner(live, settings, now)
     declared = {d.key for d in desired}
@@ -619,8 +718,6 @@ def compute_plan(
             f"the plan deletes {deletes} schedules, more than --max-deletes {settings.max_deletes}: refused"
         )
     unmanaged = planner.unmanaged()
-    if planner.unread:
-        raise StatesNeeded(frozenset(planner.unread))
     fingerprint = _fingerprint(live, planner.identities)
     return Plan(
         namespace=settings.namespace,

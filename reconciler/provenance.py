@@ -278,7 +278,8 @@ def _export_tree(source: SourceRepo, sha: str, into: Path) -> Path | None:
 
 def specs_at(source: SourceRepo, sha: str) -> dict[str, dict[str, Any]]:
     """key → the schedule's resolved spec in the directory at commit `sha` (broken files contribute nothing)."""
-    from reconciler.commands.validate import as_plain, load_desired
+    from reconciler.commands.validate import load_desired
+    from reconciler.spec import as_plain
 
     with tempfile.TemporaryDirectory(prefix="reconciler-base-") as tmp:
         exported = _export_tree(source, sha, Path(tmp))
@@ -302,7 +303,7 @@ def classify(
     merge base that this branch did not make (another branch applied, main not yet applied, a file
     edited but this schedule in it unchanged).
     """
-    from reconciler.commands.validate import as_plain
+    from reconciler.spec import as_plain
 
     origins: dict[str, str] = {}
     for change in changes:

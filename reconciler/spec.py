@@ -154,3 +154,23 @@ def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLoc
         schedule_id=spec.schedule_id,
         source=source,
     )
+
+
+def as_plain(schedule: DesiredSchedule) -> dict[str, Any]:
+    """A DesiredSchedule as a JSON-able dict (for plans and tests)."""
+    return {
+        "key": schedule.key,
+        "workflow_name": schedule.workflow_name,
+        "name": schedule.name,
+        "trigger": schedule.trigger,
+        "trigger_kwargs": schedule.trigger_kwargs,
+        "timezone": schedule.timezone,
+        "user_inputs": schedule.user_inputs,
+        "enabled": schedule.enabled,
+        "misfire_grace_time": schedule.misfire_grace_time,
+        "coalesce": schedule.coalesce,
+        "max_instances": schedule.max_instances,
+        "protect": schedule.protect,
+        "moved_from": schedule.moved_from,
+        "schedule_id": schedule.schedule_id,
+    }

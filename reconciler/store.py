@@ -7,13 +7,12 @@ job row first, then its linker row.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
@@ -45,7 +44,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
-from reconciler.jobstate import JobRow, row_hash, state_digest
+from reconciler.jobstate import JobRow, UnreadableJobState, load_job_state, state_digest
+from reconciler.state import ExpectedRow
+from reconciler.state import LedgerEntry as LedgerEntry  # re-exported: the edges and commands still say store.X
+from reconciler.state import LiveJob as LiveJob
+from reconciler.state import LiveState as LiveState
+from reconciler.state import Workflow as Workflow
 
 DEFAULT_DB_URL = "sqlite:///schedules.db"
 LEDGER_TABLE = "reconciler_ledger"
@@ -112,65 +116,6 @@ CORE_TASKS: tuple[tuple[str, str], ...] = (
     ("task_validate_subscriptions", "Validate subscriptions"),
     ("task_validate_awaiting_callbacks", "Validate awaiting callbacks"),
 )
-
-
-@dataclass(frozen=True)
-class Workflow:
-    """A row of orchestrator-core's `workflows` table."""
-
-    workflow_id: str
-    name: str
-    description: str
-    is_task: bool
-    deleted: bool
-
-
-@dataclass(frozen=True)
-class LiveJob:
-    """One raw `apscheduler_jobs` row with its linker rows; decoding is left to `jobstate`.
-
-    `job_state` is None when it was not read: the row is byte for byte what the ledger says we wrote
-    (its digest told), so a plan that finds the spec unchanged never needs it (see `read_live_state`).
-    """
-
-    id: str
-    next_run_time: float | None
-    job_state: bytes | None
-    workflow_ids: tuple[str, ...]
-    state_digest: str  # sha256 hex of job_state
-
-    @functools.cached_property
-    def row_hash(self) -> str:
-        return row_hash(self.state_digest, self.next_run_time)
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One schedule the reconciler owns: the last thing it applied for that key."""
-
-    namespace: str
-    key: str
-    schedule_id: str
-    workflow_name: str
-    spec_hash: str
-    row_hash: str | None
-    enabled: bool
-    protect: bool
-    source_path: str | None = None
-    source_line: int | None = None
-    applied_commit: str | None = None
-    applied_author: str | None = None
-    applied_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """Everything the planner reads from the database, as plain data."""
-
-    jobs: tuple[LiveJob, ...]
-    ledger: tuple[LedgerEntry, ...]
-    workflows: tuple[Workflow, ...]
-    ledger_exists: bool
 
 
 def redact_url(url: str) -> str:
@@ -329,19 +274,41 @@ def _in_code_point_order(conn: Connection) -> str:
     return ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # SQLite's default is binary order
 
 
-def read_jobs(conn: Connection, unread: Mapping[str, str] | None = None) -> list[LiveJob]:
-    """Every `apscheduler_jobs` row, raw, with the workflow ids linked to it, sorted by id.
+def read_jobs(conn: Connection, expected: Mapping[str, ExpectedRow] | None = None) -> list[LiveJob]:
+    """Every `apscheduler_jobs` row with the workflow ids linked to it, sorted by id, job_state decoded.
 
-    `unread` maps job id → row hash: on PostgreSQL a row whose hash (from the digest the database
-    computes) equals it is listed without its job_state, which then never crosses the wire.
+    A row that matches its `expected` entry (what our ledger recorded for an unchanged spec) is listed
+    by its digest only: on PostgreSQL its job_state never crosses the wire (the database computes the
+    digest), elsewhere it is not unpickled. Every other row is read whole and decoded here.
     """
     links = _links_by_job(conn)
-    if unread and conn.dialect.name == "postgresql":
-        jobs = {i: LiveJob(i, n, None, links.get(i, ()), d) for i, (n, d) in read_row_digests(conn).items()}
-        return list(_with_states(conn, jobs, [i for i, job in jobs.items() if unread.get(i) != job.row_hash]).values())
+    known = expected or {}
+    if known and conn.dialect.name == "postgresql":
+        digests = read_row_digests(conn)
+        jobs = {i: LiveJob(i, n, links.get(i, ()), d) for i, (n, d) in digests.items()}
+        whole = [i for i, job in jobs.items() if not _as_expected(job, known)]
+        return list(_with_states(conn, jobs, whole).values())
     order = _in_code_point_order(conn)
     rows = _fetch_all(conn, f"SELECT id, next_run_time, job_state FROM apscheduler_jobs ORDER BY id{order}")
-    return [_live_job(i, n, bytes(b), links.get(i, ())) for i, n, b in rows]
+    found = []
+    for i, n, b in rows:
+        blob = bytes(b)
+        job = LiveJob(i, n, links.get(i, ()), state_digest(blob))
+        found.append(job if _as_expected(job, known) else _decoded(job, blob))
+    return found
+
+
+def _as_expected(job: LiveJob, expected: Mapping[str, ExpectedRow]) -> bool:
+    wanted = expected.get(job.id)
+    return wanted is not None and wanted.matches(job.row_hash, job.workflow_ids)
+
+
+def _decoded(job: LiveJob, blob: bytes) -> LiveJob:
+    """`job` with its job_state decoded by the allow-list unpickler; a failure is data (`unreadable`), not an error."""
+    try:
+        return replace(job, state=load_job_state(blob))
+    except UnreadableJobState as exc:
+        return replace(job, unreadable=str(exc))
 
 
 def _links_by_job(conn: Connection) -> dict[str, tuple[str, ...]]:
@@ -351,7 +318,7 @@ def _links_by_job(conn: Connection) -> dict[str, tuple[str, ...]]:
 
 
 def _live_job(job_id: str, next_run_time: float | None, job_state: bytes, workflow_ids: tuple[str, ...]) -> LiveJob:
-    return LiveJob(job_id, next_run_time, job_state, workflow_ids, state_digest(job_state))
+    return _decoded(LiveJob(job_id, next_run_time, workflow_ids, state_digest(job_state)), job_state)
 
 
 def _with_states(conn: Connection, jobs: dict[str, LiveJob], ids: Sequence[str]) -> dict[str, LiveJob]:
@@ -369,13 +336,6 @@ def _with_states(conn: Connection, jobs: dict[str, LiveJob], ids: Sequence[str])
             fetched[i] = _live_job(i, n, bytes(b), jobs[i].workflow_ids)
     wanted = set(ids)
     return {i: fetched.get(i, job) for i, job in jobs.items() if i not in wanted or i in fetched}
-
-
-def with_job_states(conn: Connection, live: LiveState, ids: Iterable[str]) -> LiveState:
-    """`live` with the job_state of the rows `ids` read (a plan that found a changed spec asks for them)."""
-    jobs = {j.id: j for j in live.jobs}
-    wanted = [i for i in ids if i in jobs and jobs[i].job_state is None]
-    return replace(live, jobs=tuple(_with_states(conn, jobs, wanted).values()))
 
 
 def reread_jobs(conn: Connection, live: LiveState, ids: Iterable[str]) -> LiveState:
@@ -504,19 +464,24 @@ def absent_keys(conn: Connection, namespace: str) -> frozenset[str]:
     return frozenset(row[0] for row in rows)
 
 
-def read_live_state(conn: Connection, *, owner: str | None = None) -> LiveState:
-    """One read of jobs, ledger and workflows (call inside a transaction).
+ExpectRows = Callable[[Sequence[LedgerEntry], Sequence[Workflow]], Mapping[str, ExpectedRow]]
 
-    With `owner` (a namespace), rows still exactly as that namespace's ledger recorded them are read
-    without their job_state (PostgreSQL): a no-op plan of 10,000 schedules then moves digests, not pickles.
+
+def read_live_state(conn: Connection, *, expect: ExpectRows | None = None) -> LiveState:
+    """One read of ledger, workflows and jobs, every job_state decoded (call inside a transaction).
+
+    `expect` (e.g. the planner's `expected_rows` for a desired set) names, from the ledger and workflows,
+    the rows expected unchanged: those that match are read as digests only, so a no-op plan of 10,000
+    schedules moves and unpickles no job_state.
     """
     names = table_names(conn)  # one catalog query for the three questions below
     has_ledger = LEDGER_TABLE in names
     ledger_rows = tuple(_ledger_entries(conn)) if has_ledger else ()
     if not names >= SCHEDULE_TABLES:
         return LiveState((), ledger_rows, (), has_ledger)
-    unread = {e.schedule_id: e.row_hash for e in ledger_rows if e.namespace == owner and e.row_hash}
-    return LiveState(tuple(read_jobs(conn, unread)), ledger_rows, tuple(read_workflows(conn)), has_ledger)
+    workflow_rows = tuple(read_workflows(conn))
+    expected = expect(ledger_rows, workflow_rows) if expect is not None else None
+    return LiveState(tuple(read_jobs(conn, expected)), ledger_rows, workflow_rows, has_ledger)
 
 
 COPY_THRESHOLD = 64  # below this, a plain INSERT is as fast and simpler to read in logs

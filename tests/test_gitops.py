@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from reconciler import action, provenance, render, store
 from reconciler.cli import app
-from reconciler.commands.reconcile import review_digest
 from reconciler.commands.show_schedule import run_show_schedule
 from reconciler.commands.status import run_status
 from reconciler.plan import Action, Change, Plan, PlanSettings, schedule_id_for
+from reconciler.planfile import review_digest
 from tests.conftest import init_compatible
 from tests.test_reconcile import delete_job, reconcile, schedule, write_schedules
 

@@ -468,11 +468,12 @@ def test_plan_shows_validation_warnings_and_unchanged_runs(db_url: str, tmp_path
 
 
 def test_owned_rows_are_planned_from_digests_and_read_whole_only_when_needed(pg_url: str, tmp_path: Path) -> None:
-    """PostgreSQL: rows still as our ledger recorded them are read without their pickles; a changed spec
-    makes the plan ask for exactly those rows; the plan (and its fingerprint) is the one a full read gives."""
+    """PostgreSQL: rows still as our ledger recorded them for an unchanged spec are read without their pickles;
+    a changed spec makes the edge read exactly that row whole; the plan (and its fingerprint) is the one a
+    full read gives."""
     from reconciler.apply import read_and_plan
     from reconciler.commands.validate import load_desired
-    from reconciler.plan import compute_plan
+    from reconciler.plan import compute_plan, expected_rows
 
     init_compatible(pg_url).dispose()
     d = tmp_path / "s"
@@ -485,15 +486,16 @@ def test_owned_rows_are_planned_from_digests_and_read_whole_only_when_needed(pg_
     settings = PlanSettings()
     engine = store.connect(pg_url)
     with engine.connect() as conn, conn.begin():
-        lazy = store.read_live_state(conn, owner=settings.namespace)
-        unread = {j.id for j in lazy.jobs if j.job_state is None}
-        ours = {schedule_id_for(settings.namespace, k) for k in "abc"}
-        assert unread == ours  # the API row and the garbage row are not ours: read whole
         live, plan = read_and_plan(conn, desired, settings, now)
         full = compute_plan(desired, store.read_live_state(conn), settings, now)
+        ours = {schedule_id_for(settings.namespace, k) for k in "ac"}
+        assert set(expected_rows(desired, live.ledger, live.workflows, settings)) == ours
     engine.dispose()
-    read_whole = {j.id for j in live.jobs if j.job_state is not None}
+    unread = {j.id for j in live.jobs if j.digest_only}
+    assert unread == ours  # b changed; the API row and the garbage row are not ours: read whole
+    read_whole = {j.id for j in live.jobs if not j.digest_only}
     assert read_whole == {api_id, garbage, schedule_id_for(settings.namespace, "b")}
+    assert {j.id for j in live.jobs if j.unreadable} == {garbage}
     assert plan.fingerprint == full.fingerprint
     assert [(c.key, c.action) for c in plan.changes] == [(c.key, c.action) for c in full.changes]
     assert plan.summary["update"] == 1
@@ -506,14 +508,15 @@ def test_a_row_deleted_between_the_two_reads_is_left_out(pg_url: str, tmp_path: 
     assert reconcile(d, pg_url).exit_code == 0
     engine = store.connect(pg_url)
     with engine.connect() as conn, conn.begin():
-        live = store.read_live_state(conn, owner="default")
+        digests = store.read_row_digests(conn)
+        listed = {i: store.LiveJob(i, n, (), d) for i, (n, d) in digests.items()}
         gone = schedule_id_for("default", "a")
         conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == gone))
-        filled = store.with_job_states(conn, live, [gone, schedule_id_for("default", "b")])
+        filled = store._with_states(conn, listed, [gone, schedule_id_for("default", "b")])
         conn.rollback()
     engine.dispose()
-    assert {j.id for j in filled.jobs} == {schedule_id_for("default", "b")}
-    assert all(j.job_state is not None for j in filled.jobs)
+    assert set(filled) == {schedule_id_for("default", "b")}
+    assert all(j.state is not None for j in filled.values())
 
 
 def test_post_commit_check_reads_back_what_was_written(db_url: str, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconciler import store
 from reconciler.exit_codes import CommandResult
 from reconciler.jobstate import ORCHESTRATOR_FUNC
-from reconciler.plan import decode
 from reconciler.starters import StarterConfigError, StarterOptions, StartError, StartRequest, make_starter
 
 
@@ -55,10 +54,9 @@ def build_request(live: store.LiveState, target: Target, funcs: tuple[str, ...])
     label = target.key or target.schedule_id
     if job is None:
         raise ForceError(f"{label}: its job row {target.schedule_id} is missing from apscheduler_jobs")
-    decoded = decode(job)
-    if decoded.state is None:
-        raise ForceError(f"{label}: the job row is unreadable ({decoded.error})")
-    state = decoded.state
+    if job.state is None:
+        raise ForceError(f"{label}: the job row is unreadable ({job.unreadable})")
+    state = job.state
     kwargs = state.get("kwargs")
     if state["func"] not in funcs:
         raise ForceError(f"{label}: not an orchestrator-core scheduled task (func {state['func']}); not started")

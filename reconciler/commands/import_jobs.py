@@ -42,7 +42,6 @@ from reconciler import legacy, store, triggers, yaml_writer
 from reconciler.commands.load_initial import Level, OutputFile, ReportLine, Result, shown_path, write_outputs
 from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.loader import LoadedFile, load_file, schedule_files
-from reconciler.plan import decode
 from reconciler.problems import Severity
 from reconciler.spec import (
     DEFAULT_COALESCE,
@@ -245,12 +244,11 @@ def build_import(
         if job.id in owned:
             result.managed += 1
             continue
-        decoded = decode(job)
-        if decoded.state is None:
-            result.lines.append(_skip(job.id, f"unreadable job_state ({decoded.error}); left alone"))
+        if job.state is None:
+            result.lines.append(_skip(job.id, f"unreadable job_state ({job.unreadable}); left alone"))
             result.skipped += 1
             continue
-        state = decoded.state
+        state = job.state
         if state["func"] != func:
             result.lines.append(
                 _skip(

@@ -6,7 +6,6 @@ Exit codes (DESIGN.md §3): 0 done / no changes, 1 error or refused, 2 changes p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,13 +17,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import apply as applier
 from reconciler import provenance, render, store
-from reconciler.commands.validate import as_plain, format_problems, load_desired
+from reconciler.commands.validate import format_problems, load_desired
 from reconciler.exit_codes import CommandResult
-from reconciler.plan import Action, Change, Plan, PlanSettings
+from reconciler.plan import Change, Plan, PlanSettings
+from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
 from reconciler.problems import Problem
-from reconciler.spec import DesiredSchedule, SourceLocation
-
-SAVED_PLAN_VERSION = 1
+from reconciler.spec import DesiredSchedule
 
 
 @dataclass
@@ -69,38 +67,6 @@ def origin_mark(origins: Mapping[str, str]) -> Callable[[Change], str] | None:
     return lambda change: ORIGIN_LABELS.get(origins.get(change.key, ""), "")
 
 
-def review_digest(plan: Plan) -> str:
-    """A digest of what a reviewer approves: every pending change, never the moving parts.
-
-    Covers key, action, schedule id, drift, each changed field old → new, and the declared result
-    (`after`); leaves out next fire times, `computed_at` and unchanged rows, so the same plan computed
-    again later — after the scheduler fired a few jobs — has the same digest, while any drift in the
-    database or any other change in the files gives a different one.
-    """
-    items = [
-        {
-            "key": c.key,
-            "action": c.action.value,
-            "schedule_id": c.schedule_id,
-            "previous_key": c.previous_key,
-            "drift": c.drift,
-            "fields": [[f.name, f.before, f.after] for f in c.fields],
-            "after": None if c.action is Action.DELETE else c.after,
-        }
-        for c in sorted(plan.pending, key=lambda c: c.key)
-    ]
-    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def plan_json(plan: Plan, origins: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The JSON plan plus what git awareness adds: `origin` per change and the review digest."""
-    body = render.plan_as_dict(plan)
-    for change in body["changes"]:
-        change["origin"] = (origins or {}).get(change["key"])
-    body["review_digest"] = review_digest(plan)
-    return body
-
-
 def render_plan(
     plan: Plan, fmt: str, *, color: bool, verbose: bool, target: str, origins: Mapping[str, str] | None = None
 ) -> str:
@@ -120,56 +86,6 @@ def render_plan(
             "(drift in the database, or changes this branch did not make)."
         )
     return text
-
-
-def save_plan(
-    path: Path,
-    plan: Plan,
-    desired: list[DesiredSchedule],
-    settings: PlanSettings,
-    git: provenance.GitProvenance | None = None,
-) -> None:
-    """A saved plan: the rendered plan plus exactly what it was computed from (no credentials)."""
-    body = plan_json(plan)
-    body["saved_plan_version"] = SAVED_PLAN_VERSION
-    # The tree the plan came from: an apply of this plan records it, and refuses a dirty one without --allow-dirty.
-    body["provenance"] = (
-        {"commit": git.commit, "author": git.author, "dirty": list(git.dirty)} if git is not None else None
-    )
-    body["settings"] = {
-        "namespace": settings.namespace,
-        "func": settings.func,
-        "max_deletes": settings.max_deletes,
-        "allow_empty": settings.allow_empty,
-    }
-    body["desired"] = [
-        {**as_plain(d), "source": [d.source.path, d.source.line, d.source.column] if d.source else None}
-        for d in desired
-    ]
-    path.write_text(json.dumps(body, indent=2, default=str))
-
-
-def load_saved_plan(path: Path) -> tuple[list[DesiredSchedule], PlanSettings, str]:
-    """The desired set, settings and fingerprint of a saved plan (see `saved_provenance` for its git origin)."""
-    body: dict[str, Any] = json.loads(path.read_text())
-    if body.get("saved_plan_version") != SAVED_PLAN_VERSION:
-        raise ValueError(f"{path} is not a saved plan of this version (use --plan-out to make one)")
-    desired = []
-    for d in body["desired"]:
-        source = SourceLocation(*d.pop("source")) if d.get("source") else None
-        d.pop("source", None)
-        desired.append(DesiredSchedule(**d, source=source))
-    settings = PlanSettings(**body["settings"])
-    return desired, settings, str(body["fingerprint"])
-
-
-def saved_provenance(path: Path) -> provenance.GitProvenance | None:
-    """The git provenance recorded in a saved plan (None: planned outside git, or an older saved plan)."""
-    body: dict[str, Any] = json.loads(path.read_text())
-    recorded = body.get("provenance")
-    if not isinstance(recorded, dict):
-        return None
-    return provenance.GitProvenance(recorded.get("commit"), recorded.get("author"), tuple(recorded.get("dirty") or ()))
 
 
 def _git_context(
@@ -221,8 +137,9 @@ def run(options: ReconcileOptions) -> Outcome:
     try:
         if options.plan_in is not None:
             try:
-                desired, settings, expected = load_saved_plan(options.plan_in)
-                git = saved_provenance(options.plan_in)
+                saved_plan = read_saved_plan(options.plan_in.read_text())
+                desired, settings = saved_plan.desired, saved_plan.settings
+                expected, git = saved_plan.fingerprint, saved_plan.provenance
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 return Outcome(1, err=[f"error: cannot read saved plan {options.plan_in}: {exc}"])
         else:
@@ -273,7 +190,7 @@ def run(options: ReconcileOptions) -> Outcome:
             ]
             err: list[str] = []
             if options.plan_out is not None:
-                save_plan(options.plan_out, plan, desired, settings, git)
+                options.plan_out.write_text(saved_plan_text(plan, desired, settings, git))
                 saved = f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}"
                 # JSON and Markdown are piped into files and comments: keep the note out of them.
                 (err if options.fmt in ("json", "markdown") else out).append(saved)

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconciler import store, triggers
 from reconciler.exit_codes import CommandResult
 from reconciler.jobstate import ORCHESTRATOR_FUNC
-from reconciler.plan import Action, Change, PlanSettings, compute_plan, decode
+from reconciler.plan import Action, Change, PlanSettings, compute_plan
 from reconciler.provenance import describe_entry
 from reconciler.spec import DesiredSchedule
 
@@ -98,19 +98,18 @@ def collect(
     for job in live.jobs:
         seen.add(job.id)
         entry = ledger_by_id.get(job.id)
-        decoded = decode(job)
         utc = datetime.fromtimestamp(job.next_run_time, UTC) if job.next_run_time is not None else None
         if entry is not None:
             source = "gitops" if entry.namespace == namespace else f"gitops:{entry.namespace}"
-        elif decoded.state is None:
+        elif job.state is None:
             source = "unreadable"
-        elif decoded.state["func"] == func and job.workflow_ids:
+        elif job.state["func"] == func and job.workflow_ids:
             source = "api"
         else:
             source = "decorator"
         if entry is None:
             drift = "-"
-        elif decoded.state is None:
+        elif job.state is None:
             drift = "unreadable"
         elif entry.namespace == namespace and desired is not None:
             drift = _drift_from_plan(changes.get(job.id))
@@ -118,7 +117,7 @@ def collect(
             drift = "no"  # byte for byte what reconcile wrote
         else:
             drift = UNKNOWN_DRIFT
-        if decoded.state is None:
+        if job.state is None:
             lines.append(
                 ScheduleLine(
                     id=job.id,
@@ -132,11 +131,11 @@ def collect(
                     paused=job.next_run_time is None,
                     source=source,
                     drift=drift,
-                    detail=decoded.error,
+                    detail=job.unreadable,
                 )
             )
             continue
-        state = decoded.state
+        state = job.state
         kwargs = state.get("kwargs") if isinstance(state.get("kwargs"), dict) else {}
         pickled: datetime | None = state.get("next_run_time")  # in the trigger's own zone
         lines.append(

@@ -1,6 +1,6 @@
 """The database side of `health`: jobs, ledger, workflows, processes and the engine's pause flag, read-only.
 
-Job rows are read raw (`store.read_jobs`) and decoded with the allow-list unpickler (`jobstate`), never
+Job rows are read raw by `store.read_jobs`, which decodes them with the allow-list unpickler (`jobstate`), never
 through APScheduler's SQLAlchemyJobStore (which deletes rows it cannot restore). `processes` and
 `engine_settings` are orchestrator-core's own tables; a database without them (the embedded SQLite
 default) yields ``None`` for them, and the report says so.
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from reconciler import store, triggers
 from reconciler.health.core import SCHEDULER_USER, Observations, ProcessRun, ScheduleInput
-from reconciler.jobstate import ORCHESTRATOR_FUNC, UnreadableJobState, load_job_state
+from reconciler.jobstate import ORCHESTRATOR_FUNC
 
 # The scheduler's start function in each orchestrator-core generation (5.x moved the package under `core`).
 SCHEDULER_FUNCS = frozenset({ORCHESTRATOR_FUNC, "orchestrator.schedules.service:run_start_workflow_scheduler_task"})
@@ -80,9 +80,8 @@ def read_engine_paused(conn: Connection) -> bool:
 def _job_input(job: store.LiveJob, entry: store.LedgerEntry | None, workflow_names: dict[str, str]) -> ScheduleInput:
     key = entry.key if entry is not None else job.id
     linked = next((workflow_names[w] for w in job.workflow_ids if w in workflow_names), None)
-    try:
-        state = load_job_state(job.job_state or b"")
-    except UnreadableJobState as exc:
+    state = job.state  # decoded by the store as it read the row
+    if state is None:
         return ScheduleInput(
             job_id=job.id,
             key=key,
@@ -91,7 +90,7 @@ def _job_input(job: store.LiveJob, entry: store.LedgerEntry | None, workflow_nam
             source="unreadable",
             trigger=None,
             next_run_time=_column_time(job.next_run_time),
-            error=str(exc),
+            error=job.unreadable or "job_state not read",
         )
     kwargs = state["kwargs"] if isinstance(state["kwargs"], dict) else {}
     named = kwargs.get("workflow_name")
