@@ -681,6 +681,7 @@ def run_step(script: str, tmp_path: Path, state: dict[str, Any], **env: str) -> 
     return done.returncode, done.stdout + done.stderr + output.read_text(), json.loads(state_file.read_text())
 
 
+@pytest.mark.slow
 def test_sticky_comment_and_reviewed_digest_scripts(tmp_path: Path) -> None:
     wf = load_yaml(".github/workflows/schedules.yml")
     comment_script = next(s["run"] for s in wf["jobs"]["plan"]["steps"] if "run" in s)

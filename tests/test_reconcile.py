@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select, text
 
@@ -326,6 +327,7 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
     )
 
 
+@pytest.mark.slow
 def test_second_apply_waits_then_exits_3(db_url: str, tmp_path: Path) -> None:
     d = tmp_path / "s"
     write_schedules(d, schedule("a"))
@@ -345,6 +347,7 @@ def test_second_apply_waits_then_exits_3(db_url: str, tmp_path: Path) -> None:
     assert set(jobs(db_url)) == {schedule_id_for("default", "a")}
 
 
+@pytest.mark.slow
 def test_concurrent_applies_never_duplicate(db_url: str, tmp_path: Path) -> None:
     d = tmp_path / "s"
     init_compatible(db_url).dispose()

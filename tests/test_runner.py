@@ -150,6 +150,7 @@ def runners() -> Iterator[list[RunnerProcess]]:
             runner.proc.wait(10)
 
 
+@pytest.mark.slow
 def test_two_runners_end_to_end(db_url: str, tmp_path: Path, runners: list[RunnerProcess]) -> None:
     out, directory = tmp_path / "starts.jsonl", tmp_path / "schedules.d"
 

@@ -126,6 +126,7 @@ def wait_for(predicate: Any, timeout: float) -> bool:
     return bool(predicate())
 
 
+@pytest.mark.slow
 def test_rows_deleted_by_another_process_mid_processing_do_not_stop_the_runner(db_url: str, engine: Engine) -> None:
     other = store.connect(db_url)  # "another process": its own connections
     victim, date_victim, bystander = "victim-interval", "victim-date", "bystander"
@@ -171,6 +172,7 @@ def _at(request: StartRequest) -> float:
     return request.scheduled_time.timestamp()
 
 
+@pytest.mark.slow
 def test_scheduler_thread_survives_a_store_that_raises(db_url: str, engine: Engine) -> None:
     """The second layer: even a JobLookupError out of the store (APScheduler's own store raises it)
     does not kill the scheduler thread."""
@@ -267,6 +269,7 @@ def test_unrestorable_rows_are_never_deleted_and_do_not_spin(db_url: str, engine
     assert len(passes) < 20 * max(span, 1.0), (len(passes), span)
 
 
+@pytest.mark.slow
 def test_graceful_stop_lets_the_start_under_way_finish(sqlite_url: str) -> None:
     engine = store.connect(sqlite_url)
     prepare(engine)
@@ -309,6 +312,7 @@ def test_update_of_a_vanished_row_does_not_raise(db_url: str, engine: Engine) ->
     assert "gone" not in raw_rows(engine)
 
 
+@pytest.mark.slow
 def test_sqlite_lease_is_exclusive_and_expires(sqlite_url: str) -> None:
     engine = store.connect(sqlite_url)
     prepare(engine)

@@ -189,6 +189,7 @@ def test_show_schedule_lists_every_kind_of_job(populated: Fixture) -> None:
     assert snapshot(populated.db_url) == before
 
 
+@pytest.mark.slow
 def test_force_starts_through_the_command_starter(populated: Fixture, tmp_path: Path) -> None:
     out = tmp_path / "starts.jsonl"
     before = snapshot(populated.db_url)
@@ -254,6 +255,7 @@ def fake_api() -> Iterator[str]:
     server.server_close()
 
 
+@pytest.mark.slow
 def test_force_through_the_rest_api(sqlite_url: str, tmp_path: Path, fake_api: str) -> None:
     directory = tmp_path / "schedules.d"
     write_schedules(directory, SPECS["in-sync"])
