@@ -1,0 +1,464 @@
+"""The pure planner and its ledger decisions, on in-memory states with a fixed clock (no database, no sleeps).
+
+Each test pins one behaviour that a one-line bug in plan.py would break; apply's own `_collect` turns the
+plan into writes, and tests/memory_db.py carries them out with the real schema's constraints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from reconciler import triggers
+from reconciler.jobstate import utc_timestamp
+from reconciler.plan import Action, LedgerRecord, PlanSettings, compute_plan, schedule_id_for
+from reconciler.spec import SourceLocation
+from reconciler.state import LiveJob
+from tests.memory_db import (
+    EMPTY,
+    NOW,
+    SETTINGS,
+    TASK_A,
+    TASK_B,
+    apply_plan,
+    as_edge_reads,
+    desired,
+    foreign_row,
+    ledger_of,
+    reconcile,
+    rewrite,
+    with_links,
+    without_row,
+    without_row_hashes,
+)
+
+A_ID = schedule_id_for("default", "a")
+
+
+def plan_of(schedules, live, now=NOW, settings=SETTINGS):  # type: ignore[no-untyped-def]
+    return compute_plan(schedules, as_edge_reads(live, schedules), settings, now)
+
+
+def only(plan, key="a"):  # type: ignore[no-untyped-def]
+    (change,) = [c for c in plan.changes if c.key == key]
+    return change
+
+
+# --- creating, and doing nothing ------------------------------------------------------------------------
+
+
+def test_a_create_writes_row_link_and_an_entry_naming_this_apply() -> None:
+    plan = compute_plan([desired("a", name="A")], EMPTY, SETTINGS, NOW)
+    change = only(plan)
+    assert (change.action, change.write_row, change.reschedule) == (Action.CREATE, True, True)
+    assert change.links_add == (TASK_A.workflow_id,) and change.links_drop == ()
+    assert change.ledger is LedgerRecord.APPLIED and change.ledger_drop == ()  # a new key needs no DELETE
+    live = apply_plan(plan, EMPTY, commit="abc")
+    (row,) = live.jobs
+    assert row.id == A_ID and row.workflow_ids == (TASK_A.workflow_id,)
+    assert row.state is not None and row.state["name"] == "A"
+    assert row.next_run_time == utc_timestamp(row.state["next_run_time"])
+    entry = ledger_of(live)["a"]
+    assert (entry.applied_commit, entry.row_hash, entry.schedule_id) == ("abc", row.row_hash, A_ID)
+
+
+def test_an_unchanged_schedule_writes_nothing_and_keeps_its_entry() -> None:
+    live = reconcile([desired("a")])
+    plan = plan_of([desired("a")], live)
+    change = only(plan)
+    assert change.action is Action.NOOP and not plan.has_changes
+    assert change.ledger is LedgerRecord.KEEP and change.ledger_entry is None and change.ledger_drop == ()
+    assert (change.links_add, change.links_drop, change.write_row, change.remove_row) == ((), (), False, False)
+    assert apply_plan(plan, live) == live
+
+
+def test_the_name_defaults_to_the_workflow_description() -> None:
+    live = reconcile([desired("a")])
+    assert live.jobs[0].state is not None and live.jobs[0].state["name"] == TASK_A.description
+
+
+# --- what a change rewrites -------------------------------------------------------------------------------
+
+
+def test_a_name_change_keeps_the_fire_times_and_the_phase() -> None:
+    live = reconcile([desired("a")])
+    plan = plan_of([desired("a", name="Renamed")], live)
+    change = only(plan)
+    assert (change.action, change.write_row, change.reschedule, change.drift) == (Action.UPDATE, True, False, False)
+    assert [f.name for f in change.fields] == ["name"]
+    assert change.next_runs_after == change.next_runs_before and len(change.next_runs_before) == 3
+    after = apply_plan(plan, live, now=NOW + timedelta(minutes=5))
+    assert after.jobs[0].next_run_time == live.jobs[0].next_run_time  # the interval keeps its phase
+    assert after.jobs[0].state is not None and after.jobs[0].state["name"] == "Renamed"
+
+
+def test_a_trigger_change_shows_and_writes_the_new_fire_times() -> None:
+    live = reconcile([desired("a", trigger="cron", trigger_kwargs={"hour": 1})])
+    new = desired("a", trigger="cron", trigger_kwargs={"hour": 2})
+    change = only(plan_of([new], live))
+    assert (change.write_row, change.reschedule) == (True, True)
+    assert [f.name for f in change.fields] == ["trigger"]
+    assert change.next_runs_before[0].startswith("2026-06-02T01:00")
+    assert change.next_runs_after == (
+        "2026-06-02T02:00:00+00:00",
+        "2026-06-03T02:00:00+00:00",
+        "2026-06-04T02:00:00+00:00",
+    )
+    after = apply_plan(plan_of([new], live), live)
+    assert after.jobs[0].state is not None
+    assert after.jobs[0].state["next_run_time"].isoformat() == "2026-06-02T02:00:00+00:00"
+
+
+def test_a_key_only_rename_moves_the_entry_and_leaves_the_row_alone() -> None:
+    live = reconcile([desired("a")])
+    plan = plan_of([desired("b", moved_from="a")], live)
+    (change,) = plan.changes  # the old key is not planned as a delete
+    assert (change.key, change.action, change.schedule_id, change.previous_key) == ("b", Action.RENAME, A_ID, "a")
+    assert [(f.name, f.before, f.after) for f in change.fields] == [("key", "a", "b")]
+    assert (change.write_row, change.remove_row, change.links_add, change.links_drop) == (False, False, (), ())
+    assert change.ledger is LedgerRecord.APPLIED and change.ledger_drop == ("a",)
+    after = apply_plan(plan, live)
+    assert after.jobs == live.jobs  # same id, same bytes, same phase
+    assert set(ledger_of(after)) == {"b"} and ledger_of(after)["b"].schedule_id == A_ID
+    assert not plan_of([desired("b", moved_from="a")], after).has_changes
+
+
+def test_a_rename_with_a_new_name_rewrites_the_row_in_place() -> None:
+    live = reconcile([desired("a")])
+    change = only(plan_of([desired("b", moved_from="a", name="B")], live), "b")
+    assert change.action is Action.RENAME and change.write_row and not change.reschedule
+    assert [f.name for f in change.fields] == ["key", "name"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("user_inputs", [{"x": 1}]), ("misfire_grace_time", 30), ("coalesce", False), ("max_instances", 2)],
+)
+def test_each_job_option_is_compared(field: str, value: object) -> None:
+    live = reconcile([desired("a")])
+    change = only(plan_of([desired("a", **{field: value})], live))
+    assert [f.name for f in change.fields] == [field] and change.write_row and not change.reschedule
+    after = apply_plan(plan_of([desired("a", **{field: value})], live), live)
+    state = after.jobs[0].state
+    assert state is not None
+    assert (state["kwargs"]["user_inputs"] if field == "user_inputs" else state[field]) == value
+
+
+def test_a_new_workflow_rewrites_the_row_and_moves_the_link() -> None:
+    live = reconcile([desired("a")])
+    change = only(plan_of([desired("a", workflow_name="task_b")], live))
+    assert [f.name for f in change.fields] == ["name", "workflow_name", "linked workflow"]
+    assert change.links_add == (TASK_B.workflow_id,) and change.links_drop == (TASK_A.workflow_id,)
+    after = apply_plan(plan_of([desired("a", workflow_name="task_b")], live), live)
+    assert after.jobs[0].workflow_ids == (TASK_B.workflow_id,)
+
+
+def test_a_func_change_is_planned() -> None:
+    live = reconcile([desired("a")])
+    settings = replace(SETTINGS, func="other.module:run")
+    change = only(compute_plan([desired("a")], live, settings, NOW))
+    assert "func" in [f.name for f in change.fields] and change.write_row
+
+
+def test_an_equivalent_respelling_is_a_noop_that_records_the_new_spec() -> None:
+    live = reconcile([desired("a", trigger_kwargs={"hours": 24})])
+    change = only(plan_of([desired("a", trigger_kwargs={"days": 1})], live))
+    assert change.action is Action.NOOP and not change.write_row
+    assert change.ledger is LedgerRecord.APPLIED and change.ledger_drop == ("a",)
+    assert change.ledger_entry is not None and change.ledger_entry.row_hash == live.jobs[0].row_hash
+
+
+# --- drift ---------------------------------------------------------------------------------------------
+
+
+def test_a_column_that_disagrees_with_the_pickle_is_repaired_keeping_the_pickled_time() -> None:
+    live = reconcile([desired("a")])
+    moved = rewrite(live, A_ID, column=1.0)
+    change = only(plan_of([desired("a")], moved))
+    assert [f.name for f in change.fields] == ["next_run_time column"]
+    assert (change.action, change.drift, change.write_row, change.reschedule) == (Action.UPDATE, True, True, False)
+    after = apply_plan(plan_of([desired("a")], moved), moved)
+    assert after.jobs[0].next_run_time == live.jobs[0].next_run_time  # column = pickle again, same time
+
+
+def test_a_row_changed_behind_our_back_is_drift_and_restored() -> None:
+    live = reconcile([desired("a")])
+    changed = rewrite(live, A_ID, name="by hand")
+    change = only(plan_of([desired("a")], changed))
+    assert (change.action, change.drift, change.write_row) == (Action.UPDATE, True, True)
+    assert any("drift" in w for w in change.warnings)
+    after = apply_plan(plan_of([desired("a")], changed), changed)
+    assert after.jobs[0].state is not None and after.jobs[0].state["name"] == TASK_A.description
+
+
+def test_a_deleted_row_is_drift_and_recreated_with_its_link() -> None:
+    live = without_row(reconcile([desired("a")]), A_ID)
+    change = only(plan_of([desired("a")], live))
+    assert (change.action, change.drift, change.write_row, change.reschedule) == (Action.UPDATE, True, True, True)
+    assert change.links_add == (TASK_A.workflow_id,)
+    assert change.next_runs_after and not change.next_runs_before
+    after = apply_plan(plan_of([desired("a")], live), live)
+    assert [j.workflow_ids for j in after.jobs] == [(TASK_A.workflow_id,)]
+
+
+@pytest.mark.parametrize("links", [[TASK_A.workflow_id, TASK_B.workflow_id], [], [TASK_B.workflow_id]])
+def test_wrong_linker_rows_are_drift_on_the_fast_path_too(links: list[str]) -> None:
+    live = with_links(reconcile([desired("a")]), A_ID, links)
+    fast = only(plan_of([desired("a")], live))
+    full = only(plan_of([desired("a")], without_row_hashes(live)))
+    for change in (fast, full):
+        assert (change.action, change.drift, change.write_row) == (Action.UPDATE, True, False)
+        assert [(f.name, f.before, f.after) for f in change.fields] == [
+            ("linked workflow", sorted(links), [TASK_A.workflow_id])
+        ]
+        assert change.links_add == (() if TASK_A.workflow_id in links else (TASK_A.workflow_id,))
+        assert change.links_drop == tuple(w for w in sorted(links) if w != TASK_A.workflow_id)
+    after = apply_plan(plan_of([desired("a")], live), live)
+    assert after.jobs[0].workflow_ids == (TASK_A.workflow_id,)
+    assert not plan_of([desired("a")], after).has_changes
+
+
+def test_a_row_the_scheduler_moved_is_unchanged_and_its_entry_keeps_its_commit() -> None:
+    live = reconcile([desired("a")])
+    state = live.jobs[0].state
+    assert state is not None
+    fired = rewrite(live, A_ID, next_run_time=state["next_run_time"] + timedelta(hours=1))
+    plan = plan_of([desired("a")], fired)
+    change = only(plan)
+    assert change.action is Action.NOOP and not plan.has_changes
+    assert change.ledger is LedgerRecord.KEPT_COMMIT and change.ledger_drop == ("a",)
+    assert change.ledger_entry is not None and change.ledger_entry.row_hash == fired.jobs[0].row_hash
+    after = apply_plan(plan, fired, commit="later")
+    assert after.jobs == fired.jobs
+    entry, before = ledger_of(after)["a"], ledger_of(live)["a"]
+    assert (entry.applied_commit, entry.applied_at, entry.row_hash) == (
+        before.applied_commit,
+        before.applied_at,
+        fired.jobs[0].row_hash,
+    )
+    assert plan.fingerprint == plan_of([desired("a")], live).fingerprint  # firing does not make a plan stale
+
+
+def test_a_moved_source_line_is_learnt_keeping_the_commit() -> None:
+    at = SourceLocation("main.yaml", 3, 5)
+    live = reconcile([desired("a", source=at)])
+    plan = plan_of([desired("a", source=replace(at, line=9))], live)
+    change = only(plan)
+    assert change.action is Action.NOOP and change.ledger is LedgerRecord.KEPT_COMMIT
+    after = apply_plan(plan, live, commit="later")
+    assert ledger_of(after)["a"].source_line == 9 and ledger_of(after)["a"].applied_commit == "c0mm17"
+
+
+def test_a_changed_schedule_records_this_applys_commit() -> None:
+    live = reconcile([desired("a")])
+    plan = plan_of([desired("a", name="New")], live)
+    assert only(plan).ledger is LedgerRecord.APPLIED and only(plan).ledger_drop == ("a",)
+    after = apply_plan(plan, live, commit="later")
+    entry = ledger_of(after)["a"]
+    assert entry.applied_commit == "later" and entry.row_hash == after.jobs[0].row_hash
+
+
+# --- fired dates, disabled and protected schedules -------------------------------------------------------
+
+
+def test_a_fired_date_is_completed_writes_no_row_no_link_and_keeps_its_entry() -> None:
+    once = desired("once", trigger="date", trigger_kwargs={"run_date": (NOW + timedelta(minutes=1)).isoformat()})
+    live = reconcile([once, desired("a")])
+    fired = without_row(live, schedule_id_for("default", "once"))
+    later = NOW + timedelta(minutes=10)
+    plan = plan_of([once, desired("a", name="other change")], fired, now=later)
+    change = only(plan, "once")
+    assert change.completed and change.action is Action.NOOP and not change.drift
+    assert (change.links_add, change.links_drop, change.write_row, change.ledger) == ((), (), False, LedgerRecord.KEEP)
+    after = apply_plan(plan, fired, now=later)  # raises ConstraintViolation if a link for the gone row were written
+    assert ledger_of(after)["once"] == ledger_of(live)["once"]
+    assert [j.id for j in after.jobs] == [A_ID]
+
+
+def test_a_date_not_yet_due_whose_row_vanished_is_drift() -> None:
+    once = desired("once", trigger="date", trigger_kwargs={"run_date": (NOW + timedelta(hours=1)).isoformat()})
+    live = without_row(reconcile([once]), schedule_id_for("default", "once"))
+    change = only(plan_of([once], live), "once")
+    assert not change.completed and change.drift and change.write_row
+
+
+def test_disabling_removes_the_row_and_records_enabled_false() -> None:
+    live = reconcile([desired("a")])
+    plan = plan_of([desired("a", enabled=False)], live)
+    change = only(plan)
+    assert (change.action, change.remove_row, change.write_row, change.links_add) == (Action.UPDATE, True, False, ())
+    assert [(f.name, f.before, f.after) for f in change.fields] == [("enabled", True, False)]
+    after = apply_plan(plan, live)
+    assert after.jobs == () and ledger_of(after)["a"].enabled is False and ledger_of(after)["a"].row_hash is None
+    assert not plan_of([desired("a", enabled=False)], after).has_changes
+    again = only(plan_of([desired("a")], after))
+    assert [(f.name, f.before, f.after) for f in again.fields] == [("enabled", False, True)]
+    assert again.write_row and again.links_add == (TASK_A.workflow_id,) and not again.drift
+    assert [j.id for j in apply_plan(plan_of([desired("a")], after), after).jobs] == [A_ID]
+
+
+def test_a_new_disabled_schedule_is_recorded_without_a_row() -> None:
+    plan = compute_plan([desired("a", enabled=False)], EMPTY, SETTINGS, NOW)
+    change = only(plan)
+    assert change.action is Action.CREATE and not change.write_row and change.links_add == ()
+    after = apply_plan(plan, EMPTY)
+    assert after.jobs == () and ledger_of(after)["a"].enabled is False
+
+
+def test_a_removed_key_is_deleted_and_forgotten() -> None:
+    live = reconcile([desired("a"), desired("b")])
+    plan = plan_of([desired("b")], live)
+    change = only(plan)
+    assert (change.action, change.remove_row, change.ledger, change.ledger_drop) == (
+        Action.DELETE,
+        True,
+        LedgerRecord.FORGET,
+        ("a",),
+    )
+    assert change.before is not None and change.next_runs_before
+    after = apply_plan(plan, live)
+    assert set(ledger_of(after)) == {"b"} and [j.id for j in after.jobs] == [schedule_id_for("default", "b")]
+
+
+def test_a_removed_key_whose_row_is_gone_only_leaves_the_ledger() -> None:
+    live = without_row(reconcile([desired("a"), desired("b")]), A_ID)
+    change = only(plan_of([desired("b")], live))
+    assert change.action is Action.DELETE and not change.remove_row and change.ledger_drop == ("a",)
+
+
+def test_a_protected_removed_key_is_kept() -> None:
+    live = reconcile([desired("a", protect=True), desired("b")])
+    plan = plan_of([desired("b")], live)
+    change = only(plan)
+    assert (change.action, change.remove_row, change.ledger) == (Action.NOOP, False, LedgerRecord.KEEP)
+    assert any("protect" in w for w in change.warnings)
+    assert apply_plan(plan, live) == live
+
+
+# --- safety limits -------------------------------------------------------------------------------------
+
+
+def test_max_deletes_allows_exactly_the_limit() -> None:
+    live = reconcile([desired(k) for k in "abcd"])
+    settings = replace(SETTINGS, max_deletes=2)
+    assert not compute_plan([desired("a"), desired("b")], live, settings, NOW).errors
+    refused = compute_plan([desired("a")], live, settings, NOW)
+    assert refused.errors == ("the plan deletes 3 schedules, more than --max-deletes 2: refused",)
+
+
+def test_an_empty_desired_set_is_refused_unless_allowed() -> None:
+    live = reconcile([desired("a")])
+    assert "refusing to delete them all" in compute_plan([], live, SETTINGS, NOW).errors[0]
+    assert not compute_plan([], live, replace(SETTINGS, allow_empty=True), NOW).errors
+    assert not compute_plan([], EMPTY, SETTINGS, NOW).errors  # nothing owned, nothing refused
+
+
+def test_a_missing_or_soft_deleted_workflow_is_an_error() -> None:
+    plan = compute_plan([desired("a", workflow_name="task_c")], EMPTY, SETTINGS, NOW)
+    assert plan.errors == ("a: workflow 'task_c' does not exist (did you mean 'task_b', 'task_a'?)",)
+    gone = replace(EMPTY, workflows=(replace(TASK_A, deleted=True),))
+    assert compute_plan([desired("a")], gone, SETTINGS, NOW).errors == ("a: workflow 'task_a' is soft-deleted",)
+
+
+def test_a_workflow_that_is_not_a_task_is_a_warning() -> None:
+    change = only(compute_plan([desired("a", workflow_name="wf_c")], EMPTY, SETTINGS, NOW))
+    assert change.warnings == ("workflow 'wf_c' is not a task (is_task is false)",)
+
+
+# --- ownership and adoption ------------------------------------------------------------------------------
+
+
+def test_adopting_a_row_links_it_to_its_workflow_only() -> None:
+    live = replace(EMPTY, jobs=(foreign_row(A_ID, workflow=TASK_B),))
+    plan = compute_plan([desired("a")], live, SETTINGS, NOW)
+    change = only(plan)
+    assert change.action is Action.ADOPT and change.ledger is LedgerRecord.APPLIED
+    assert change.links_add == (TASK_A.workflow_id,) and change.links_drop == (TASK_B.workflow_id,)
+    after = apply_plan(plan, live)
+    assert after.jobs[0].workflow_ids == (TASK_A.workflow_id,) and ledger_of(after)["a"].schedule_id == A_ID
+    assert not plan_of([desired("a")], after).has_changes
+
+
+def test_rows_we_do_not_own_are_listed_and_left_alone() -> None:
+    api = foreign_row("api-job")
+    decorator = foreign_row("deco-job", workflow=None, func="my.module:job")
+    garbage = LiveJob("garbage", None, (), "0" * 64, unreadable="cannot unpickle job_state: boom")
+    live = replace(reconcile([desired("a")]), jobs=(*reconcile([desired("a")]).jobs, api, decorator, garbage))
+    plan = plan_of([desired("a")], live)
+    assert not plan.has_changes
+    assert [(u.id, u.source) for u in plan.unmanaged] == [
+        ("api-job", "api"),
+        ("deco-job", "decorator"),
+        ("garbage", "unreadable"),
+    ]
+    assert plan.unmanaged[1].detail == "func my.module:job"
+    assert plan.unmanaged[2].detail == "cannot unpickle job_state: boom"
+
+
+def test_a_key_cannot_claim_a_row_another_key_owns() -> None:
+    live = reconcile([desired("a")])
+    plan = plan_of([desired("a"), desired("b", schedule_id=A_ID)], live)
+    assert plan.errors == (
+        f"b: job {A_ID} already belongs to 'a'; to rename 'a', write moved_from: a instead of schedule_id",
+    )
+
+
+def test_a_row_owned_by_another_namespace_is_refused() -> None:
+    other = reconcile([desired("a")])
+    moved = replace(other, ledger=tuple(replace(e, namespace="team-x") for e in other.ledger))
+    plan = compute_plan([desired("b", schedule_id=A_ID)], moved, SETTINGS, NOW)
+    assert plan.errors == (f"b: job {A_ID} is owned by namespace 'team-x'",)
+    assert [u.source for u in compute_plan([], moved, SETTINGS, NOW).unmanaged] == ["gitops:team-x"]
+
+
+def test_an_unreadable_declared_row_is_left_alone() -> None:
+    live = reconcile([desired("a")])
+    broken = replace(live, jobs=(LiveJob(A_ID, 5.0, (), "f" * 64, unreadable="bad pickle"),))
+    change = only(plan_of([desired("a", name="New")], broken))
+    assert change.action is Action.NOOP and change.ledger is LedgerRecord.KEEP
+    assert (change.links_add, change.links_drop, change.write_row) == ((), (), False)
+    assert change.warnings == (f"job row {A_ID} is unreadable (bad pickle); left alone",)
+
+
+def test_a_digest_only_row_that_does_not_match_is_reported_not_raised() -> None:
+    live = reconcile([desired("a")])
+    unread = replace(live, jobs=(replace(live.jobs[0], state=None),))
+    change = only(compute_plan([desired("a", name="New")], unread, SETTINGS, NOW))
+    assert change.action is Action.NOOP and "job_state not read" in change.warnings[0]
+
+
+# --- the fingerprint -------------------------------------------------------------------------------------
+
+
+def test_the_fingerprint_covers_links_protect_and_workflows_but_not_firing() -> None:
+    live = replace(reconcile([desired("a")]), jobs=(*reconcile([desired("a")]).jobs, foreign_row("api-job")))
+    base = plan_of([desired("a")], live).fingerprint
+    relinked = with_links(live, "api-job", [TASK_A.workflow_id])
+    assert plan_of([desired("a")], relinked).fingerprint != base
+    protected = replace(live, ledger=tuple(replace(e, protect=True) for e in live.ledger))
+    assert compute_plan([desired("a")], protected, SETTINGS, NOW).fingerprint != base
+    described = replace(live, workflows=(replace(TASK_A, description="new"), *live.workflows[1:]))
+    assert (
+        compute_plan([desired("a", name="x")], described, SETTINGS, NOW).fingerprint
+        != compute_plan([desired("a", name="x")], live, SETTINGS, NOW).fingerprint
+    )
+    renamed_api = rewrite(live, "api-job", name="renamed in the UI")
+    assert plan_of([desired("a")], renamed_api).fingerprint != base
+    state = live.jobs[0].state
+    assert state is not None
+    fired = rewrite(live, A_ID, next_run_time=state["next_run_time"] + timedelta(hours=1))
+    assert plan_of([desired("a")], fired).fingerprint == base
+
+
+def test_next_runs_follow_the_trigger() -> None:
+    trigger = triggers.build_trigger("interval", {"hours": 1}, "UTC", now=NOW)
+    change = only(compute_plan([desired("a")], EMPTY, SETTINGS, NOW))
+    assert change.next_runs_after == tuple(t.isoformat() for t in triggers.next_fire_times(trigger, 3, NOW))
+    assert change.next_runs_after[0] == (NOW + timedelta(hours=1)).isoformat()
+
+
+def test_plan_settings_namespace_changes_the_ids() -> None:
+    plan = compute_plan([desired("a")], EMPTY, PlanSettings(namespace="team-x"), NOW)
+    assert only(plan).schedule_id == schedule_id_for("team-x", "a") != A_ID
