@@ -6,10 +6,19 @@ Issue 12 item 3: with an extra linker row inserted behind the reconciler's back,
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from reconciler import store
-from reconciler.plan import Action, Change, schedule_id_for
+from reconciler.plan import Action, Change, LedgerRecord, compute_plan, schedule_id_for
+from reconciler.spec import DesiredSchedule
+from reconciler.state import LiveState
+from tests import memory_db
+from tests.memory_db import NOW
 from tests.test_reconcile import links, reconcile, schedule, write_schedules
 
 
@@ -59,3 +68,121 @@ def test_an_extra_linker_row_is_the_same_drift_on_the_fast_path_and_in_full(db_u
     assert applied.exit_code == 0, applied.err
     assert extra not in {w for w, s in links(db_url) if s == a_id}
     assert reconcile(d, db_url, dry_run=True, detailed_exitcode=True).exit_code == 0
+
+
+# --- the property: over generated states, the fast path and the full comparison agree ------------------------
+
+KEYS = ("a", "b", "c")
+
+
+@st.composite
+def schedules(draw: st.DrawFn, keys: tuple[str, ...] = KEYS) -> list[DesiredSchedule]:
+    chosen = draw(st.lists(st.sampled_from(keys), unique=True, max_size=len(keys)))
+    found = []
+    for key in sorted(chosen):
+        kind = draw(st.sampled_from(("interval", "cron", "date")))
+        if kind == "interval":
+            trigger_kwargs: dict[str, object] = {"hours": draw(st.integers(1, 3))}
+        elif kind == "cron":
+            trigger_kwargs = {"hour": draw(st.integers(0, 3))}
+        else:
+            trigger_kwargs = {"run_date": (NOW + timedelta(minutes=draw(st.sampled_from((30, 90))))).isoformat()}
+        found.append(
+            memory_db.desired(
+                key,
+                workflow_name=draw(st.sampled_from(("task_a", "task_b"))),
+                trigger=kind,
+                trigger_kwargs=trigger_kwargs,
+                name=draw(st.sampled_from((None, "One", "Two"))),
+                enabled=draw(st.booleans()),
+                user_inputs=draw(st.sampled_from(([{}], [{"x": 1}]))),
+                protect=draw(st.booleans()),
+            )
+        )
+    return found
+
+
+DRIFTS = (
+    "extra link",
+    "no link",
+    "other link",
+    "row deleted",
+    "renamed by hand",
+    "column",
+    "fired",
+    "ledger hash lost",
+)
+
+
+def drifted(live: LiveState, drifts: list[tuple[str, int]]) -> LiveState:
+    """Changes made behind the reconciler's back (or by the scheduler), each on the n-th row."""
+    for kind, index in drifts:
+        if not live.jobs:
+            break
+        job = live.jobs[index % len(live.jobs)]
+        assert job.state is not None
+        if kind == "extra link":
+            live = memory_db.with_links(live, job.id, {*job.workflow_ids, memory_db.TASK_B.workflow_id, TASK_A_ID})
+        elif kind == "no link":
+            live = memory_db.with_links(live, job.id, [])
+        elif kind == "other link":
+            live = memory_db.with_links(live, job.id, [memory_db.NOT_A_TASK.workflow_id])
+        elif kind == "row deleted":
+            live = memory_db.without_row(live, job.id)
+        elif kind == "renamed by hand":
+            live = memory_db.rewrite(live, job.id, name="by hand")
+        elif kind == "column":
+            live = memory_db.rewrite(live, job.id, column=12345.0)
+        elif kind == "fired":
+            live = memory_db.rewrite(live, job.id, next_run_time=job.state["next_run_time"] + timedelta(hours=1))
+        else:
+            live = replace(
+                live, ledger=tuple(replace(e, row_hash=None) if e.schedule_id == job.id else e for e in live.ledger)
+            )
+    return live
+
+
+TASK_A_ID = memory_db.TASK_A.workflow_id
+
+
+def _facts(change: Change) -> Change:
+    """A change without its ledger decision (the full comparison re-learns the row hash the test invalidated)."""
+    return replace(change, ledger=LedgerRecord.KEEP, ledger_entry=None, ledger_drop=())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=schedules(),
+    after=schedules(),
+    drifts=st.lists(st.tuples(st.sampled_from(DRIFTS), st.integers(0, 5)), max_size=4),
+    foreign=st.booleans(),
+    minutes_later=st.sampled_from((0, 60, 120)),
+)
+def test_fast_path_and_full_comparison_give_one_answer(
+    before: list[DesiredSchedule],
+    after: list[DesiredSchedule],
+    drifts: list[tuple[str, int]],
+    foreign: bool,
+    minutes_later: int,
+) -> None:
+    now = NOW + timedelta(minutes=minutes_later)
+    live = drifted(memory_db.reconcile(before), drifts)
+    if foreign:
+        live = replace(live, jobs=(*live.jobs, memory_db.foreign_row("api-job")))
+    as_read = memory_db.as_edge_reads(live, after)
+
+    fast = compute_plan(after, as_read, memory_db.SETTINGS, now)
+    # What the edge reads is all the planner needs: the same plan as from every row decoded.
+    assert fast == compute_plan(after, live, memory_db.SETTINGS, now)
+    # One answer: with no row hash in the ledger every row is compared in full, and the plan is the same.
+    full = compute_plan(after, memory_db.without_row_hashes(live), memory_db.SETTINGS, now)
+    assert [_facts(c) for c in fast.changes] == [_facts(c) for c in full.changes]
+    assert (fast.fingerprint, fast.errors, fast.unmanaged) == (full.fingerprint, full.errors, full.unmanaged)
+
+    if fast.errors:
+        return
+    # And the plan converges: applying it (schema constraints checked) leaves nothing to do.
+    applied = memory_db.apply_plan(fast, live, now)
+    again = compute_plan(after, memory_db.as_edge_reads(applied, after), memory_db.SETTINGS, now)
+    assert not again.has_changes, [(c.key, c.action, c.fields) for c in again.pending]
+    assert memory_db.apply_plan(again, applied, now) == applied
