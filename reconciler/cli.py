@@ -44,7 +44,12 @@ DirectoryArg = Annotated[
 ]
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL; default: $DATABASE_URI, else sqlite:///schedules.db.", show_default=False),
+    typer.Option(
+        "--db",
+        help="Database URL; default: $DATABASE_URI, else the embedded SQLite file schedules.db at the root of the "
+        "schedules directory's git repository (outside git: beside the directory), whatever the current directory.",
+        show_default=False,
+    ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 NamespaceOption = Annotated[
@@ -164,7 +169,7 @@ def reconcile(
         fail("--expect-digest guards an apply; drop --dry-run")
     options = ReconcileOptions(
         directory=directory,
-        db_url=store.resolve_db_url(db),
+        db_url=store.resolve_db_url(db, directory),
         dry_run=dry_run,
         detailed_exitcode=detailed_exitcode,
         fmt=fmt.value,
@@ -202,7 +207,8 @@ def status(
     from reconciler.plan import PlanSettings
 
     settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
-    return run_status(directory, store.resolve_db_url(db), settings, "json" if fmt is Format.json else "text")
+    shown = "json" if fmt is Format.json else "text"
+    return run_status(directory, store.resolve_db_url(db, directory), settings, shown)
 
 
 @app.command("health")
@@ -236,7 +242,7 @@ def health(
     except HealthError as exc:
         fail(str(exc))
     options = HealthOptions(
-        db_url=store.resolve_db_url(db),
+        db_url=store.resolve_db_url(db, directory),
         since=window,
         directory=directory,
         fmt=fmt,
@@ -281,7 +287,7 @@ def import_schedules(
     from reconciler.commands.import_jobs import run
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
-    return run(out, store.resolve_db_url(db), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
+    return run(out, store.resolve_db_url(db, out), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
 
 
 STARTER_HELP = (
@@ -388,7 +394,7 @@ def show_schedule(
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
     return run_show_schedule(
-        store.resolve_db_url(db),
+        store.resolve_db_url(db, directory),
         directory=directory,
         fmt=fmt.value,
         namespace=namespace,

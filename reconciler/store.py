@@ -51,7 +51,8 @@ from reconciler.state import LiveJob as LiveJob
 from reconciler.state import LiveState as LiveState
 from reconciler.state import Workflow as Workflow
 
-DEFAULT_DB_URL = "sqlite:///schedules.db"
+DEFAULT_DB_NAME = "schedules.db"
+DEFAULT_DB_URL = f"sqlite:///{DEFAULT_DB_NAME}"  # relative: only for library callers that pass none
 LEDGER_TABLE = "reconciler_ledger"
 
 orchestrator_metadata = MetaData()
@@ -149,9 +150,39 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def resolve_db_url(option: str | None) -> str:
-    """--db, else $DATABASE_URI, else the embedded SQLite default."""
-    return option or os.environ.get("DATABASE_URI") or DEFAULT_DB_URL
+def default_db_path(directory: Path | None = None) -> Path:
+    """Where the embedded database lives: never a function of the current directory alone.
+
+    `schedules.db` at the root of the git repository holding the schedules directory; outside git,
+    beside the schedules directory. Commands without one (`run`, `force`) start from the current
+    directory's repository. So every command on one schedules directory, from anywhere, plans against
+    the same file.
+    """
+    start = (directory if directory is not None else Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate / DEFAULT_DB_NAME
+    return (start.parent if directory is not None else start) / DEFAULT_DB_NAME
+
+
+def absolute_db_url(url: str) -> str:
+    """A SQLite URL with its file made absolute (against the current directory, as the user typed it);
+    every other URL unchanged. Headers then name the file actually opened."""
+    if not url.startswith("sqlite:"):
+        return url
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(Path(database).resolve())).render_as_string(hide_password=False)
+
+
+def resolve_db_url(option: str | None, directory: Path | None = None) -> str:
+    """--db, else $DATABASE_URI, else the embedded SQLite database of `directory` (see `default_db_path`)."""
+    url = option or os.environ.get("DATABASE_URI")
+    if not url:
+        return f"sqlite:///{default_db_path(directory)}"
+    return absolute_db_url(url)
 
 
 def connect(url: str, *, lock_timeout: float = 30.0, read_only: bool = False) -> Engine:

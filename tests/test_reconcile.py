@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -393,36 +394,53 @@ def test_killed_apply_leaves_previous_state(pg_url: str, tmp_path: Path) -> None
 
 
 def test_readme_main_command_on_embedded_default(tmp_path: Path) -> None:
+    # The embedded default is a place of the schedules directory, not of the current directory: the first
+    # run from one directory and the second from another plan against the same file, named in full.
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "schedules.d", project / "schedules.d")
+    (tmp_path / "elsewhere").mkdir()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URI"}
-    out = subprocess.run(
-        [sys.executable, "-m", "reconciler", "reconcile", str(REPO / "schedules.d")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    expected = project / "schedules.db"
+
+    def schedules(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    out = schedules(tmp_path, "reconcile", str(project / "schedules.d"))
     assert out.returncode == 0, out.stderr
     assert "5 to create" in out.stdout
-    assert (tmp_path / "schedules.db").exists()
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "reconcile",
-            "--dry-run",
-            "--detailed-exitcode",
-            str(REPO / "schedules.d"),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    assert f"against sqlite:///{expected}" in out.stdout
+    assert expected.exists()
+    assert not (tmp_path / "schedules.db").exists()
+    second = schedules(
+        tmp_path / "elsewhere", "reconcile", "--dry-run", "--detailed-exitcode", "../project/schedules.d"
     )
     assert second.returncode == 0, second.stdout + second.stderr
     assert "No changes." in second.stdout
+    assert f"against sqlite:///{expected}" in second.stdout
+    assert not (tmp_path / "elsewhere" / "schedules.db").exists()
+    status = schedules(project / "schedules.d", "status", ".")
+    assert f"Database:     sqlite:///{expected}" in status.stdout, status.stdout
+
+
+def test_embedded_default_sits_at_the_repository_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URI", raising=False)
+    nested = tmp_path / "repo" / "deploy" / "schedules.d"
+    nested.mkdir(parents=True)
+    (tmp_path / "repo" / ".git").mkdir()
+    assert store.resolve_db_url(None, nested) == f"sqlite:///{tmp_path / 'repo' / 'schedules.db'}"
+    assert (
+        store.resolve_db_url(None, tmp_path / "loose" / "schedules.d")
+        == f"sqlite:///{tmp_path / 'loose' / 'schedules.db'}"
+    )
+    assert store.resolve_db_url("sqlite:///rel.db", nested) == f"sqlite:///{Path.cwd() / 'rel.db'}"
+    assert store.resolve_db_url("postgresql://u:p@h/db", nested) == "postgresql://u:p@h/db"
 
 
 def test_interval_phase_survives_equal_respec(db_url: str, tmp_path: Path) -> None:
