@@ -25,6 +25,8 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
+from reconciler.diagnostics import diagnostics_to_stderr
+
 DEBUG_VARIABLE = "RECONCILER_DEBUG"
 
 
@@ -174,22 +176,27 @@ def handled(command: Callable[P, Any]) -> Callable[P, None]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            result = command(*args, **kwargs)
-        except _PASS_THROUGH:
-            raise
-        except BaseException as exc:
-            if os.environ.get(DEBUG_VARIABLE):
-                raise
-            code, line = for_exception(exc)
-            typer.echo(line, err=True)
-            raise typer.Exit(code) from None
-        if isinstance(result, CommandResult):
-            finish(result)
-        if isinstance(result, int):
-            raise typer.Exit(result)
+        with diagnostics_to_stderr(verbose=bool(kwargs.get("verbose"))):
+            _run(command, *args, **kwargs)
 
     return run
+
+
+def _run(command: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+    try:
+        result = command(*args, **kwargs)
+    except _PASS_THROUGH:
+        raise
+    except BaseException as exc:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        code, line = for_exception(exc)
+        typer.echo(line, err=True)
+        raise typer.Exit(code) from None
+    if isinstance(result, CommandResult):
+        finish(result)
+    if isinstance(result, int):
+        raise typer.Exit(result)
 
 
 class HandledTyper(typer.Typer):

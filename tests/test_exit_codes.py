@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ def other() -> None:
 core_app(sys.argv[1:])
 """
 
-SCHEDULE = "schedules:\n  - {key: a, workflow_name: w, trigger: cron, trigger_kwargs: {hour: 1}}\n"
+SCHEDULE = "schedules:\n  - {key: a, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {hour: 1}}\n"
 
 
 def run_mounted(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -135,3 +136,32 @@ def test_every_command_states_its_exit_codes_in_help() -> None:
         shown = runner.invoke(app, [command, "--help"], terminal_width=200)
         assert shown.exit_code == 0, command
         assert "Exit codes: 0" in shown.output, command
+
+
+def test_mounted_under_a_debug_root_logger_on_stdout_json_stays_json(tmp_path: Path, schedules: Path) -> None:
+    # The host's logging writes everything to stdout at DEBUG (orchestrator-core's style); alembic,
+    # git and our own loggers must still not reach stdout, and the host's handler is left as it was.
+    main = tmp_path / "main.py"
+    main.write_text(
+        "import logging, sys\n"
+        "logging.basicConfig(stream=sys.stdout, level=logging.DEBUG, format='[debug] %(name)s %(message)s')\n"
+        + MOUNTED_MAIN
+    )
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "add", "schedules.d"], check=True)
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "-C", str(tmp_path), *ident, "commit", "-qm", "s"], check=True)
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    for args in (["reconcile"], ["reconcile", "--dry-run"], ["status"], ["show-schedule"]):
+        done = subprocess.run(
+            [sys.executable, str(main), "schedules", *args, str(schedules), "--db", db, "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        json.loads(done.stdout)  # nothing but the requested output
+        assert "[debug]" not in done.stdout
+    # The first apply migrated the ledger: alembic spoke, on stderr, and only at WARNING and up.
+    assert "alembic" not in done.stderr
