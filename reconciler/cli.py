@@ -151,11 +151,19 @@ def reconcile(
         ),
     ] = None,
     follow_symlinks_outside: FollowOutsideOption = False,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve",
+            help="Apply without asking. On an interactive terminal, a plan that deletes or overwrites anything "
+            "is shown and applied only after you type 'yes'; without a terminal (CI) nothing is asked.",
+        ),
+    ] = False,
 ) -> CommandResult:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
     from reconciler.apply import ApplySettings
-    from reconciler.commands.reconcile import ReconcileOptions, run
+    from reconciler.commands.reconcile import ReconcileOptions, ask_on_terminal, run
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
 
@@ -188,6 +196,7 @@ def reconcile(
         base=base,
         expect_digest=expect_digest,
         follow_symlinks_outside=follow_symlinks_outside,
+        approve=None if auto_approve or not (sys.stdin.isatty() and sys.stdout.isatty()) else ask_on_terminal,
     )
     return run(options)
 

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import apply as applier
 from reconciler import provenance, render, store
 from reconciler.commands.validate import format_problems, load_desired
 from reconciler.exit_codes import CommandResult
-from reconciler.plan import Change, Plan, PlanSettings
+from reconciler.plan import Action, Change, Plan, PlanSettings
 from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
 from reconciler.problems import Problem
 from reconciler.spec import DesiredSchedule
@@ -46,6 +47,9 @@ class ReconcileOptions:
     expect_digest: str | None = None
     # Read symlinks whose target is outside the schedules directory (an error by default; see loader).
     follow_symlinks_outside: bool = False
+    # Asked, with the plan, before an apply that deletes or overwrites anything (the CLI sets it on an
+    # interactive terminal without --auto-approve); None applies as planned, as in CI.
+    approve: Callable[[str, list[Change]], bool] | None = None
 
 
 @dataclass
@@ -203,13 +207,27 @@ def run(options: ReconcileOptions) -> Outcome:
             if isinstance(checked, Outcome):
                 return checked
             expected = checked
+        approved = False
+        if options.approve is not None and options.plan_in is None and not options.expect_digest:
+            shown = applier.dry_run(engine, desired, settings, now)
+            risky = changes_needing_approval(shown)
+            if risky and not shown.errors:
+                text = render_plan(shown, "text", color=options.color, verbose=options.verbose, target=target)
+                if not options.approve(text, risky):
+                    return Outcome(1, err=["Apply cancelled: nothing was applied."], plan=shown)
+                # Apply exactly what was approved: if the database moved meanwhile, the apply is refused (exit 3).
+                expected, approved = shown.fingerprint, True
         if expected:
             apply_settings = replace(apply_settings, expected_fingerprint=expected)
         try:
             result = applier.apply(engine, desired, settings, apply_settings)
         except applier.ApplyError as exc:
             return Outcome(exc.exit_code, err=[f"error: {store.redact(str(exc), options.apply.redis_url)}"])
-        out = [render_plan(result.plan, options.fmt, color=options.color, verbose=options.verbose, target=target)]
+        out = (
+            []  # the plan was shown above the question
+            if approved
+            else [render_plan(result.plan, options.fmt, color=options.color, verbose=options.verbose, target=target)]
+        )
         if options.fmt != "json":
             out.append("")
             applied = len(result.plan.pending)
@@ -233,6 +251,31 @@ def run(options: ReconcileOptions) -> Outcome:
         return Outcome(1, err=[f"error: database: {store.describe_db_error(exc)}"])
     finally:
         engine.dispose()
+
+
+def changes_needing_approval(plan: Plan) -> list[Change]:
+    """The changes a person confirms on a terminal: what removes or overwrites something that exists.
+
+    Deletes, adoptions (an API-created job rewritten from YAML) and corrections of drift (a change made
+    outside the reconciler, undone). Creates and in-place updates of our own rows go through unasked.
+    """
+    return [c for c in plan.pending if c.action in (Action.DELETE, Action.ADOPT) or c.drift]
+
+
+def ask_on_terminal(plan_text: str, risky: list[Change]) -> bool:
+    """Terraform's convention: show the plan, ask, and only `yes` proceeds (end of input is a no)."""
+    keys = ", ".join(c.key for c in risky[:10]) + (", …" if len(risky) > 10 else "")
+    typer.echo(plan_text)
+    typer.echo("")
+    typer.echo(f"Do you want to apply this plan? It deletes or overwrites {len(risky)} schedule(s): {keys}.")
+    typer.echo("  Only 'yes' will be accepted to approve (--auto-approve skips this question).")
+    typer.echo("")
+    try:
+        answer = input("  Enter a value: ")
+    except EOFError:
+        return False
+    typer.echo("")
+    return answer.strip() == "yes"
 
 
 def _check_reviewed(
