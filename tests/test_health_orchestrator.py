@@ -408,3 +408,29 @@ def test_real_scheduler_run_then_stopped(tmp_path: Path) -> None:
         queue.flushdb()
         queue.close()
         drop_scratch_pg(url)
+
+
+def test_scheduled_github_workflow_fails_with_the_missed_runs_in_the_summary(world: World, tmp_path: Path) -> None:
+    """The `Check schedule health` step of .github/workflows/schedules-health.yml, run as GitHub runs it."""
+    import yaml
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "schedules-health.yml").read_text())
+    (step,) = [s for s in workflow["jobs"]["health"]["steps"] if s.get("name") == "Check schedule health"]
+    summary = tmp_path / "summary.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")} | {
+        "DATABASE_URI": world.url,
+        "SINCE": "1h",
+        "SCHEDULES_DIR": str(world.directory),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "RUNNER_TEMP": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    done = subprocess.run(["bash", "-e", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "::error title=schedules health::missed, failed or overdue runs in the last 1h" in done.stdout
+    text = summary.read_text()
+    assert text.startswith("### ❌ Schedule health")
+    assert f"missed 1 of 4: {world.skipped.strftime('%Y-%m-%d %H:%M:%S')}Z" in text
+    assert "RuntimeError: no products found" in text

@@ -61,8 +61,9 @@ def header_lines(report: HealthReport) -> list[str]:
 
 
 def _state(s: ScheduleHealth) -> str:
-    if s.problems:
-        return ",".join(p.value for p in s.problems)
+    if s.problems:  # the first problem, and how many more (the lines below the table name them all)
+        first, *rest = s.problems
+        return first.value + (f"+{len(rest)}" if rest else "")
     if s.paused:
         return "paused"
     if not s.row_present:
