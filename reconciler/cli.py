@@ -243,23 +243,19 @@ def health(
     from datetime import timedelta
 
     from reconciler import store
-    from reconciler.commands.health import HealthError, HealthOptions, parse_duration, run_health, serve_health
+    from reconciler.commands.health import HealthOptions, parse_duration, run_health, serve_health
     from reconciler.health.core import Tolerance
 
-    try:
-        window = parse_duration(since)
-    except HealthError as exc:
-        fail(str(exc))
     options = HealthOptions(
         db_url=store.resolve_db_url(db, directory),
-        since=window,
+        since=parse_duration(since),
         directory=directory,
         fmt=fmt,
         tolerance=Tolerance(latency=timedelta(seconds=max(latency, 0.0))),
     )
     if serve is not None:
         return serve_health(options, serve)
-    return CommandResult(*run_health(options))
+    return run_health(options)
 
 
 @app.command("load-initial-schedule")

@@ -90,14 +90,21 @@ def _checked_combining(base: type[AndTrigger] | type[OrTrigger]) -> type:
 
 
 class _AllowListUnpickler(pickle.Unpickler):
+    # Allowed globals already looked up: a job state names about nine, and 10,000 rows are read at once.
+    _found: dict[tuple[str, str], Any] = {}  # noqa: RUF012  (a cache shared by every instance, on purpose)
+
     def find_class(self, module: str, name: str) -> Any:
+        known = self._found.get((module, name))
+        if known is not None:
+            return known
         if module == "builtins" and name == "getattr":
             return _guarded_getattr
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
         found = super().find_class(module, name)
         if found is AndTrigger or found is OrTrigger:
-            return _checked_combining(found)
+            found = _checked_combining(found)
+        self._found[(module, name)] = found
         return found
 
 

@@ -8,7 +8,17 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["reconciler.plan", "reconciler.render", "reconciler.state", "reconciler.planfile"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "reconciler.plan",
+        "reconciler.render",
+        "reconciler.state",
+        "reconciler.planfile",
+        "reconciler.health.core",
+        "reconciler.health.render",
+    ],
+)
 def test_the_core_loads_no_sqlalchemy(module: str) -> None:
     probe = (
         f"import sys, {module}\n"

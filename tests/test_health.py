@@ -425,3 +425,13 @@ def test_serve_metrics_over_http(embedded_db: str) -> None:
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert out == "" and "serving /metrics" in err
+
+
+def test_serve_on_a_taken_port_is_one_line_exit_1(embedded_db: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = schedules_cli("health", "--db", embedded_db, "--serve", f"127.0.0.1:{port}")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"error: --serve 127.0.0.1:{port}: ") and done.stderr.count("\n") == 1

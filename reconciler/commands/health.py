@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import store
+from reconciler.exit_codes import CommandError, CommandResult, ExitCode
 from reconciler.health import render
 from reconciler.health.core import HealthReport, Tolerance, assess
 from reconciler.health.reading import read_health_data
@@ -29,8 +30,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SINCE_MAX = timedelta(days=366)  # a window longer than this is almost surely a typo, and slow
 
 
-class HealthError(ValueError):
-    """A bad option or an unreachable database: one line, exit 1."""
+class HealthError(CommandError):
+    """A bad option or an unreachable database: one line, exit 1 (through `exit_codes`)."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -97,20 +98,17 @@ def rendered(report: HealthReport, fmt: str) -> list[str]:
 
 
 def exit_code(report: HealthReport) -> int:
-    return 0 if report.healthy else 2
+    return ExitCode.OK if report.healthy else ExitCode.CHANGES  # 2: problems found
 
 
-def run_health(options: HealthOptions, *, now: datetime | None = None) -> tuple[int, list[str], list[str]]:
-    """The command: (exit code, stdout lines, stderr lines)."""
+def run_health(options: HealthOptions, *, now: datetime | None = None) -> CommandResult:
+    """The command: the report in the asked format on stdout, notes on stderr; raises HealthError."""
     if options.fmt not in FORMATS:
-        return 1, [], [f"error: --format {options.fmt!r}: use one of {', '.join(FORMATS)}"]
-    try:
-        report, notes = collect(options, now=now)
-    except HealthError as exc:
-        return 1, [], [f"error: {exc}"]
+        raise HealthError(f"--format {options.fmt!r}: use one of {', '.join(FORMATS)}")
+    report, notes = collect(options, now=now)
     # The text report says "no processes table" itself; the other formats carry it as data.
     err = [f"note: {n}" for n in notes if options.fmt != "text" or "processes table" not in n]
-    return exit_code(report), rendered(report, options.fmt), err
+    return CommandResult(exit_code(report), rendered(report, options.fmt), err)
 
 
 def serve_health(options: HealthOptions, listen: str, *, stop: threading.Event | None = None) -> int:
@@ -120,9 +118,8 @@ def serve_health(options: HealthOptions, listen: str, *, stop: threading.Event |
     try:
         host, port = parse_listen(listen)
         server, thread = metrics.serve(host, port, lambda: collect(options)[0])
-    except (HealthError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:  # the address is taken or not ours: one line, like any other error
+        raise HealthError(f"--serve {listen}: {exc.strerror or exc}") from exc
     done = stop or threading.Event()
 
     def _stop(_signum: int, _frame: Any) -> None:
