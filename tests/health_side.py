@@ -13,10 +13,21 @@ Each command prints one line `RESULT <json>`.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import sys
 from datetime import datetime
+from types import ModuleType
 from typing import Any
+
+# 5.x moved every module under `orchestrator.core`; 4.x has them at `orchestrator.` directly.
+PACKAGE = "orchestrator.core" if importlib.util.find_spec("orchestrator.core") else "orchestrator"
+
+
+def core(module: str) -> ModuleType:
+    """orchestrator-core's module `module`, in whichever package this release keeps it."""
+    return importlib.import_module(f"{PACKAGE}.{module}")
 
 
 def result(value: Any) -> None:
@@ -25,34 +36,33 @@ def result(value: Any) -> None:
 
 def add_api_schedules(payloads_json: str) -> None:
     """Each payload as orchestrator-core's scheduler handles a POST /api/schedules; returns the new job ids."""
-    from orchestrator.core.db import WorkflowTable, db
-    from orchestrator.core.schedules.scheduler import get_all_scheduler_tasks, get_scheduler
-    from orchestrator.core.schedules.service import _add_scheduled_task
-    from orchestrator.core.schemas.schedules import APSchedulerJobCreate
+    db, workflow_table = core("db").db, core("db").WorkflowTable
+    scheduler_module, service = core("schedules.scheduler"), core("schedules.service")
+    create = core("schemas.schedules").APSchedulerJobCreate
 
     ids = []
     for body in json.loads(payloads_json):
-        before = {job.id for job in get_all_scheduler_tasks()}
+        before = {job.id for job in scheduler_module.get_all_scheduler_tasks()}
         with db.database_scope():
-            workflow = db.session.query(WorkflowTable).filter_by(name=body["workflow_name"]).one()
-            payload = APSchedulerJobCreate(workflow_id=workflow.workflow_id, **body)
-            with get_scheduler(paused=True) as scheduler:
-                _add_scheduled_task(payload, scheduler)
-        (added,) = {job.id for job in get_all_scheduler_tasks()} - before
+            workflow = db.session.query(workflow_table).filter_by(name=body["workflow_name"]).one()
+            payload = create(workflow_id=workflow.workflow_id, **body)
+            with scheduler_module.get_scheduler(paused=True) as scheduler:
+                service._add_scheduled_task(payload, scheduler)
+        (added,) = {job.id for job in scheduler_module.get_all_scheduler_tasks()} - before
         ids.append(added)
     result({"ids": ids})
 
 
 def write_processes(rows_json: str) -> None:
     """One `processes` row per item: {workflow, started_at (ISO), status, failed_reason?, created_by?}."""
-    from orchestrator.core.db import ProcessTable, WorkflowTable, db
+    db, process_table, workflow_table = core("db").db, core("db").ProcessTable, core("db").WorkflowTable
 
     pids = []
     with db.database_scope():
-        ids = {w.name: w.workflow_id for w in db.session.query(WorkflowTable).all()}
+        ids = {w.name: w.workflow_id for w in db.session.query(workflow_table).all()}
         for item in json.loads(rows_json):
             started = datetime.fromisoformat(item["started_at"])
-            process = ProcessTable(
+            process = process_table(
                 workflow_id=ids[item["workflow"]],
                 last_status=item.get("status", "completed"),
                 started_at=started,
@@ -69,29 +79,27 @@ def write_processes(rows_json: str) -> None:
 
 
 def engine_lock(value: str) -> None:
-    from orchestrator.core.db import db
-    from orchestrator.core.services.processes import marshall_processes
-    from orchestrator.core.services.settings import get_engine_settings_table_for_update
-
+    db, settings_module = core("db").db, core("services.settings")
+    # 5.x renamed get_engine_settings_for_update to get_engine_settings_table_for_update.
+    for_update = (
+        getattr(settings_module, "get_engine_settings_table_for_update", None)
+        or settings_module.get_engine_settings_for_update
+    )
     with db.database_scope():
-        settings = marshall_processes(get_engine_settings_table_for_update(), value == "true")
+        settings = core("services.processes").marshall_processes(for_update(), value == "true")
         assert settings is not None
         result({"global_lock": settings.global_lock})
 
 
 def remove_job(job_id: str) -> None:
-    from orchestrator.core.schedules.scheduler import get_scheduler_store
-
-    with get_scheduler_store() as store:
+    with core("schedules.scheduler").get_scheduler_store() as store:
         store.remove_job(job_id)
     result({"removed": job_id})
 
 
 def main(argv: list[str]) -> None:
-    from orchestrator.core.app import OrchestratorCore
-    from orchestrator.core.settings import app_settings
-
-    OrchestratorCore(base_settings=app_settings)  # what a project's main.py does first
+    settings = core("settings").app_settings
+    core("app").OrchestratorCore(base_settings=settings)  # what a project's main.py does first
     match argv:
         case ["add-api-schedules", payloads]:
             add_api_schedules(payloads)

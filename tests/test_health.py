@@ -435,3 +435,15 @@ def test_serve_on_a_taken_port_is_one_line_exit_1(embedded_db: str) -> None:
         done = schedules_cli("health", "--db", embedded_db, "--serve", f"127.0.0.1:{port}")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith(f"error: --serve 127.0.0.1:{port}: ") and done.stderr.count("\n") == 1
+
+
+def test_soft_deleted_workflow_and_unreadable_row_are_problems() -> None:
+    deleted = schedule("d", every(60), workflow="task_b")
+    unreadable = ScheduleInput("id-u", "u", "", "task_a", "unreadable", None, NOW + HOUR, error="cannot unpickle")
+    workflows = {"task_a": False, "task_b": True}  # task_b soft-deleted
+    report = assess([deleted, unreadable], Observations([], False, workflows), now=NOW, since=NOW - HOUR)
+    first, second = report.schedules
+    assert Problem.WORKFLOW_DELETED in first.problems and first.workflow_state == "soft-deleted"
+    assert second.problems == (Problem.UNREADABLE,) and second.expected == 0
+    text = render.render_text(report)
+    assert "d: workflow 'task_b' is soft-deleted" in text and "u: unreadable row: cannot unpickle" in text
