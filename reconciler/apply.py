@@ -110,6 +110,8 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
         written: JobRow | None = None
+        if change.replaces_job_id:
+            out.deletes.append(change.replaces_job_id)  # the decorator's row: one job remains
         if change.remove_row:
             out.deletes.append(change.schedule_id)
         elif change.write_row:
@@ -151,7 +153,8 @@ def _build_row(
         memo = first_fires.get(id(trigger))
         if memo is None or memo[0] is not trigger:
             memo = first_fires[id(trigger)] = (trigger, first_fire_time(trigger, now))
-        next_run = memo[1]
+        # A row taking over a decorator's job keeps that job's next run (the plan checked the trigger agrees).
+        next_run = change.inherit_next_run or memo[1]
     return build_job_row(
         job_id=change.schedule_id,
         trigger=trigger,
@@ -348,6 +351,7 @@ def _touched_rows(plan: Plan, live: store.LiveState) -> dict[str, store.LiveJob]
     """The existing rows the plan rewrites or deletes (a new row cannot be in a scheduler's hands)."""
     jobs = {j.id: j for j in live.jobs}
     wanted = {c.schedule_id for c in plan.changes if c.write_row or c.remove_row}
+    wanted |= {c.replaces_job_id for c in plan.changes if c.replaces_job_id}  # a decorator's row we delete
     return {i: jobs[i] for i in sorted(wanted) if i in jobs}
 
 

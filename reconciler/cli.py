@@ -269,11 +269,28 @@ def load_initial_schedule(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files that differ.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the files would change.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if anything could not be migrated.")] = False,
+    orchestrator_version: Annotated[
+        str | None,
+        typer.Option(
+            "--orchestrator-version",
+            help="The orchestrator-core version the decorators ran on (e.g. 4.2, 4.8, 5.5): up to 4.3 "
+            "@scheduler(...) meant the `schedule` package, from 4.4 APScheduler. Default: what the sources pin.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> CommandResult:
     """Write YAML for core's initial schedules and for legacy @scheduler decorators found in --from."""
     from reconciler.commands.load_initial import run
 
-    return run(sources or (), out, include_core=not no_core, force=force, check=check, strict=strict)
+    return run(
+        sources or (),
+        out,
+        include_core=not no_core,
+        force=force,
+        check=check,
+        strict=strict,
+        orchestrator_version=orchestrator_version,
+    )
 
 
 @app.command("import")

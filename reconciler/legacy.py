@@ -32,7 +32,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler import triggers
+from reconciler import legacy_semantics, triggers
+from reconciler.legacy_semantics import Era
 from reconciler.problems import Severity
 
 # Where orchestrator-core's deprecated decorator can be imported from (4.x and 5.x layout).
@@ -116,17 +117,6 @@ _SCHEDULED_JOB_PARAMS = (
 )
 _CORE_PARAMS = ("name", "time_unit", "period", "at")
 _CORE_KEYWORD_ONLY = ("id", "scheduler")
-# The deprecated decorator's unit names: singular and plural of the IntervalTrigger arguments.
-_CORE_UNITS = {
-    "second": "seconds",
-    "seconds": "seconds",
-    "minute": "minutes",
-    "minutes": "minutes",
-    "hour": "hours",
-    "hours": "hours",
-    "day": "days",
-    "days": "days",
-}
 _START_PROCESS_PARAMS = ("workflow_key", "user_inputs", "user", "user_model", "broadcast_func")
 _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "msg", "log"})
 _ENV_NAMES = frozenset({"os.environ", "os.getenv", "os.environb", "os.getenvb"})
@@ -174,6 +164,12 @@ class LegacySchedule:
     notes: list[str] = field(default_factory=list)
     field_comments: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Whether the decorator's scheduler stored its job in apscheduler_jobs (APScheduler did; the
+    # `schedule` package behind orchestrator-core's decorator before 4.4 kept jobs in memory), and under
+    # which id, when that id is known from the source.
+    stores_jobs: bool = True
+    persisted_job_id: str | None = None
+    era: Era | None = None  # which meaning of orchestrator-core's decorator was migrated (None: APScheduler's own)
 
     def warn(self, text: str) -> None:
         """Something migrated as the old code behaved, but probably not as its author meant: report it."""
@@ -246,11 +242,14 @@ def scan(
     *,
     now: datetime,
     display: Callable[[Path], str] | None = None,
+    era: Era | None = None,
 ) -> ScanResult:
     """Read every Python file below `sources` and translate each schedule decorator found.
 
     `now` decides whether a ``date`` trigger lies in the past (naive means UTC); `display` maps a file
-    path to the text shown in reports and comments (default: the path as given).
+    path to the text shown in reports and comments (default: the path as given). `era`: which meaning
+    orchestrator-core's ``@scheduler(...)`` had (None: unknown, so a call whose meaning differs between
+    the two is reported, not migrated).
     """
     shown: Callable[[Path], str] = display if display is not None else Path.as_posix
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
@@ -277,7 +276,7 @@ def scan(
                 result.unreadable += 1
                 result.findings.append(Finding(path_text, 1, f"cannot read: {exc}; nothing in it was migrated", True))
                 continue
-            modules.append(_Module(tree, src, path_text, now))
+            modules.append(_Module(tree, src, path_text, now, era))
     for module in modules:
         result.schedules.extend(module.schedules())
     _check_registration(modules, result)
@@ -326,8 +325,9 @@ class _NotLiteral(Exception):
 class _Module:
     """One parsed file: its imports (to resolve aliases) and its decorated functions."""
 
-    def __init__(self, tree: ast.Module, src: SourceFile, path: str, now: datetime) -> None:
+    def __init__(self, tree: ast.Module, src: SourceFile, path: str, now: datetime, era: Era | None = None) -> None:
         self.tree = tree
+        self.era = era
         self.module = src.module
         self.is_package = src.path.name == "__init__.py"
         self.path = path
@@ -508,6 +508,11 @@ class _Module:
         reader.read(found)
         if found.job_id:
             found.key_hint = found.job_id
+        if isinstance(reader, _CoreDecorator):
+            # orchestrator-core's shim: add_job(..., id=id or func.__name__, replace_existing=True).
+            found.persisted_job_id = (found.job_id or func.name) if found.stores_jobs else None
+        else:
+            found.persisted_job_id = found.job_id  # APScheduler made up a random id otherwise
         workflow, user_inputs, body_problems = _Body(self).read(func)
         found.schedule["workflow_name"] = workflow or TODO
         if user_inputs is not None:
@@ -902,38 +907,51 @@ class _CoreDecorator(_DecoratorReader):
             found.schedule["name"] = values["name"]
         if isinstance(values["id"], str) and values["id"] not in ("", TODO):
             found.job_id = values["id"]
-        self._trigger(found, values.get("time_unit", TODO), values["period"], values["at"])
+        self._trigger(found, values.get("time_unit", TODO), values["period"], values["at"], self._era(named))
         self.set_zone(found, None)  # the decorator never set a zone
         self.check_trigger(found)
 
-    def _trigger(self, found: LegacySchedule, time_unit: Any, period: Any, at: Any) -> None:
-        if TODO in (time_unit, at) or time_unit is None:
-            found.schedule["trigger"] = TODO
-            found.schedule["trigger_kwargs"] = {}
+    def _era(self, named: dict[str, ast.expr]) -> Era | None:
+        """The decorator's meaning when the code itself tells; else the one given or found for the tree."""
+        if (self.module.qualify(self.call.func) or "").startswith("orchestrator.core."):
+            return Era.APSCHEDULER_SHIM  # orchestrator.core.* is the 5.x layout
+        if "id" in named or "scheduler" in named:
+            return Era.APSCHEDULER_SHIM  # the decorator before 4.4 had no keyword-only parameters
+        return self.module.era
+
+    def _trigger(self, found: LegacySchedule, time_unit: Any, period: Any, at: Any, era: Era | None) -> None:
+        found.schedule["trigger"] = TODO
+        found.schedule["trigger_kwargs"] = {}
+        if TODO in (time_unit, at, period) or time_unit is None:
             return
-        if time_unit == "day" and at:
-            # As orchestrator-core does: "HH:MM" becomes a daily cron at that hour and minute.
-            found.schedule["trigger"] = "cron"
-            parts = at.split(":")
-            try:
-                if len(parts) != 2:
-                    raise ValueError(at)
-                hour, minute = int(parts[0]), int(parts[1])
-            except ValueError:
+        readings = {
+            Era.SCHEDULE_PACKAGE: legacy_semantics.schedule_package_reading(time_unit, period, at),
+            Era.APSCHEDULER_SHIM: legacy_semantics.shim_reading(time_unit, period, at),
+        }
+        if era is None:
+            old, new = readings[Era.SCHEDULE_PACKAGE], readings[Era.APSCHEDULER_SHIM]
+            if not old.same_schedule(new):
                 found.problems.append(
-                    f'`at="{at}"` is not HH:MM, so orchestrator-core raised ValueError and never scheduled '
-                    "it; fix it by hand"
+                    "its meaning depends on the orchestrator-core version: "
+                    f"{Era.SCHEDULE_PACKAGE.label}: {old}; {Era.APSCHEDULER_SHIM.label}: {new}; "
+                    "rerun with --orchestrator-version (e.g. 4.2 or 4.8)"
                 )
-                found.schedule["trigger_kwargs"] = {}
                 return
-            found.schedule["trigger_kwargs"] = {"hour": hour, "minute": minute}
+            era = Era.APSCHEDULER_SHIM
+        found.era = era
+        reading = readings[era]
+        if era is Era.SCHEDULE_PACKAGE:
+            found.stores_jobs = False  # the `schedule` package kept its jobs in memory
+        if reading.trigger is None:
+            found.problems.append(str(reading.problem))
             return
-        if at:
-            found.warn(f'at="{at}" was ignored: orchestrator-core only uses it with time_unit="day"')
-        # Otherwise an interval of `period` units; unknown units pass through (and then fail, as they did).
-        unit = _CORE_UNITS.get(time_unit.lower(), time_unit.lower())
-        found.schedule["trigger"] = "interval"
-        found.schedule["trigger_kwargs"] = {unit: period}
+        found.schedule["trigger"] = reading.trigger
+        found.schedule["trigger_kwargs"] = dict(reading.trigger_kwargs)
+        for note in reading.notes:
+            if note.startswith("at="):
+                found.warn(note)
+            else:
+                found.notes.append(note)
 
 
 # ---------------------------------------------------------------------------------------------------

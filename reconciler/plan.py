@@ -100,6 +100,8 @@ class Change:
     completed: bool = False  # a fired date schedule: its row is gone by design
     name: str | None = None  # the resolved job name
     spec_hash: str | None = None  # digest of the desired spec, as the ledger records it
+    replaces_job_id: str | None = None  # a legacy decorator's row deleted in the same transaction
+    inherit_next_run: datetime | None = None  # that row's next run, kept by the new row (same trigger meaning)
 
     @property
     def touches_database(self) -> bool:
@@ -359,6 +361,68 @@ class _Planner:
 
     # -- desired schedules -------------------------------------------------------------------------
     def plan_desired(self, desired: DesiredSchedule, renamed_from: LedgerEntry | None) -> Change:
+        change = self._plan_desired(desired, renamed_from)
+        if desired.replaces_job_id and desired.replaces_job_id != change.schedule_id:
+            change = self._take_over(change, desired)
+        return change
+
+    def _take_over(self, change: Change, desired: DesiredSchedule) -> Change:
+        """`replaces:` — the legacy decorator's row goes in the same transaction, so one job remains.
+
+        The first time, the new row keeps the old one's next run (when the trigger means the same). When
+        the ledger already holds the key, the row came back: the decorator is still in the orchestrator's
+        code and its scheduler wrote it again on start; the plan says so and removes it again.
+        """
+        old_id = desired.replaces_job_id
+        assert old_id is not None
+        old = self.jobs.get(old_id)
+        if old is None or change.action is Action.DELETE:
+            return change
+        where = desired.replaces_decorator or "its decorator"
+        if old_id in self.owner_of or old_id in self.owned_elsewhere:
+            note = f"replaces: job {old_id} is a reconciler schedule, not a decorator's job; left alone"
+            return replace(change, warnings=(*change.warnings, note))
+        if old.state is None:
+            note = f"replaces: job {old_id} is unreadable ({old.unreadable or 'job_state not read'}); left alone"
+            return replace(change, warnings=(*change.warnings, note))
+        old_state = old.state
+        self.claimed.add(old_id)
+        self.identities[old_id] = _content_identity(old_state)
+        removed = FieldChange("decorator job", old_id, None)
+        if desired.key in self.ledger:
+            note = (
+                f"job {old_id} is back: the decorator at {where} is still in the orchestrator's code and its "
+                "scheduler writes the row again on every start; delete the decorator (this apply removes the row again)"
+            )
+            return replace(
+                change,
+                action=Action.UPDATE if change.action is Action.NOOP else change.action,
+                replaces_job_id=old_id,
+                fields=(*change.fields, removed),
+                warnings=(*change.warnings, note),
+            )
+        trigger = triggers.build_trigger(desired.trigger, desired.trigger_kwargs, desired.timezone, now=self.now)
+        phase = _has_explicit_start(desired.trigger_kwargs)
+        same_meaning = triggers.canonical_form(old_state["trigger"], phase=phase) == triggers.canonical_form(
+            trigger, phase=phase
+        )
+        old_next = old_state.get("next_run_time")
+        inherit = old_next if same_meaning and change.write_row and old_next is not None else None
+        kept = "next run kept" if inherit is not None else "next run recomputed (the trigger differs)"
+        note = f"takes over job {old_id}, stored by the decorator at {where}: one job remains, {kept}"
+        return replace(
+            change,
+            action=Action.ADOPT if change.action is Action.CREATE else change.action,
+            replaces_job_id=old_id,
+            inherit_next_run=inherit,
+            before=change.before or _live_view(old_state),
+            fields=(*change.fields, FieldChange("id", old_id, change.schedule_id), removed),
+            next_runs_before=self.runs(old_state["trigger"], old_next),
+            next_runs_after=self.runs(trigger, inherit) if inherit is not None else change.next_runs_after,
+            warnings=(*change.warnings, note),
+        )
+
+    def _plan_desired(self, desired: DesiredSchedule, renamed_from: LedgerEntry | None) -> Change:
         entry = self.ledger.get(desired.key)
         workflow = self.workflows.get(desired.workflow_name)
         change = self._compare(desired, entry, workflow, renamed_from)

@@ -104,7 +104,15 @@ def read_saved_plan(text: str) -> SavedPlan:
     for d in body["desired"]:
         source = SourceLocation(*d.pop("source")) if d.get("source") else None
         d.pop("source", None)
-        desired.append(DesiredSchedule(**d, source=source))
+        replaces = d.pop("replaces", None) or {}
+        desired.append(
+            DesiredSchedule(
+                **d,
+                source=source,
+                replaces_job_id=replaces.get("job_id"),
+                replaces_decorator=replaces.get("decorator"),
+            )
+        )
     settings = PlanSettings(**body["settings"])
     recorded = body.get("provenance")
     git = (

@@ -171,6 +171,7 @@ def plan_as_dict(plan: Plan) -> dict[str, Any]:
                 "completed": c.completed,
                 "source": c.source,
                 "previous_key": c.previous_key,
+                "replaces_job_id": c.replaces_job_id,
             }
             for c in plan.changes
         ],

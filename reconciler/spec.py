@@ -47,6 +47,16 @@ class FileDefaults(_Strict):
     protect: bool | None = None
 
 
+class ReplacesSpec(_Strict):
+    """A job a legacy decorator wrote, which this schedule takes over (written by `load-initial-schedule`)."""
+
+    job_id: str = Field(min_length=1, max_length=191, description="The decorator's `id=`: its row in apscheduler_jobs.")
+    decorator: str | None = Field(
+        None,
+        description="path:line of the decorator: named when its scheduler writes the row back.",
+    )
+
+
 class ScheduleSpec(_Strict):
     """One schedule as written in a file (before defaults are applied)."""
 
@@ -76,6 +86,11 @@ class ScheduleSpec(_Strict):
         max_length=191,
         description="Adopt the existing job with this id (written by `schedules import`); "
         "default: uuid5(namespace, key).",
+    )
+    replaces: ReplacesSpec | None = Field(
+        None,
+        description="A legacy decorator's job: the apply that creates this schedule deletes that row in the same "
+        "transaction and keeps its next run, so one job remains.",
     )
 
 
@@ -124,6 +139,8 @@ class DesiredSchedule:
     moved_from: str | None = None
     schedule_id: str | None = None
     source: SourceLocation | None = None
+    replaces_job_id: str | None = None  # a legacy decorator's row this schedule takes over
+    replaces_decorator: str | None = None  # that decorator's path:line
 
 
 def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLocation) -> DesiredSchedule:
@@ -153,6 +170,8 @@ def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLoc
         moved_from=spec.moved_from,
         schedule_id=spec.schedule_id,
         source=source,
+        replaces_job_id=spec.replaces.job_id if spec.replaces else None,
+        replaces_decorator=spec.replaces.decorator if spec.replaces else None,
     )
 
 
@@ -173,4 +192,9 @@ def as_plain(schedule: DesiredSchedule) -> dict[str, Any]:
         "protect": schedule.protect,
         "moved_from": schedule.moved_from,
         "schedule_id": schedule.schedule_id,
+        "replaces": (
+            {"job_id": schedule.replaces_job_id, "decorator": schedule.replaces_decorator}
+            if schedule.replaces_job_id
+            else None
+        ),
     }

@@ -31,6 +31,7 @@ SCHEMA_DIR = "schema"
 FIELD_ORDER = (
     "key",
     "schedule_id",  # written by `import` only: which existing job the key adopts
+    "replaces",  # written by `load-initial-schedule`: the decorator's stored job this schedule takes over
     "workflow_name",
     "name",
     "trigger",

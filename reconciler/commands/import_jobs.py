@@ -8,9 +8,11 @@ such job that is readable and that no ledger owns becomes one entry of ``importe
 ledger row is written, the job row is left alone, so its id and next_run_time — an interval's phase —
 are kept) instead of deleting it and creating a copy.
 
-Other rows are reported, one line each, and never imported: decorator jobs (another func; their source
-is the decorator, so `load-initial-schedule` migrates them), unreadable rows, and jobs a schedule file
-cannot express exactly. The database is opened read-only.
+A decorator's job (another func) becomes a commented-out TODO entry with ``replaces: {job_id}``: once the
+workflow its function starts is filled in (the row names only the function), the next reconcile takes the
+row over — one job, its next run kept. `load-initial-schedule` writes the same entry from the decorator's
+code. Unreadable rows and jobs a schedule file cannot express exactly are reported and never imported.
+The database is opened read-only.
 
 The file is meant to be committed and re-checked (``--check`` in CI finds schedules someone created in
 the UI), so importing again must give the same bytes:
@@ -102,6 +104,12 @@ class DeclaredEntry:
     def schedule_id(self) -> str | None:
         value = self.fields.get("schedule_id")
         return value if isinstance(value, str) else None
+
+    @property
+    def replaces_job_id(self) -> str | None:
+        value = self.fields.get("replaces")
+        job_id = value.get("job_id") if isinstance(value, dict) else None
+        return job_id if isinstance(job_id, str) else None
 
 
 @dataclass
@@ -239,6 +247,10 @@ def build_import(
     deleted = {w.name for w in live.workflows if w.deleted}
     declared_elsewhere = {d.schedule_id: d for d in directory.elsewhere if d.schedule_id}
 
+    replaced = {
+        d.replaces_job_id: d.where for d in (*directory.elsewhere, *directory.target_entries) if d.replaces_job_id
+    }
+    stubs: list[tuple[str, dict[str, Any], list[str]]] = []
     importable: dict[str, ImportedJob] = {}
     for job in sorted(live.jobs, key=lambda j: j.id):
         if job.id in owned:
@@ -250,11 +262,28 @@ def build_import(
             continue
         state = job.state
         if state["func"] != func:
+            if job.id in replaced:
+                result.lines.append(_skip(job.id, f"decorator job, already taken over by {replaced[job.id]}"))
+                result.skipped += 1
+                continue
+            stub = _decorator_stub(job.id, state)
+            if stub is None:
+                result.lines.append(
+                    _skip(
+                        job.id,
+                        f"decorator job (func {state['func']}) whose trigger no schedule file can express; "
+                        "migrate its decorator with `schedules load-initial-schedule`",
+                    )
+                )
+                result.skipped += 1
+                continue
+            stubs.append(stub)
             result.lines.append(
-                _skip(
-                    job.id,
-                    f"decorator job (func {state['func']}), not created through the API; "
-                    "migrate its decorator with `schedules load-initial-schedule`",
+                ReportLine(
+                    Level.WARNING,
+                    f"decorator job {job.id} (func {state['func']}): written as a TODO stub with `replaces:`; "
+                    "fill in the workflow its function starts (or run `schedules load-initial-schedule --from` "
+                    "on its code), and the next reconcile takes the row over: one job, next run kept",
                 )
             )
             result.skipped += 1
@@ -302,9 +331,39 @@ def build_import(
         keyed.append((key, _entry(key, new)))
         result.imported += 1
         result.lines.extend(_imported_lines(key, new))
+    for hint, fields, comments in stubs:
+        key = legacy.unique_key(legacy.slugify(hint), taken)
+        taken.add(key)
+        keyed.append((key, Entry({"key": key, **fields}, comments=comments, commented_out=True)))
     keyed.sort(key=lambda item: item[0])
     result.entries = [entry for _, entry in keyed]
     return result
+
+
+def _decorator_stub(job_id: str, state: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[str]] | None:
+    """A decorator's row as a TODO entry that takes it over (`replaces:`) once its workflow is filled in.
+
+    The row names a function, not a workflow, and the function is never imported: which workflow it starts
+    is for the user (or `load-initial-schedule`, which reads the function's body) to say.
+    """
+    try:
+        trigger, trigger_kwargs, timezone = triggers.spec_from_trigger(state["trigger"])
+    except triggers.TriggerError:
+        return None
+    name = state.get("name") if isinstance(state.get("name"), str) else None
+    fields: dict[str, Any] = {
+        "replaces": {"job_id": job_id},
+        "workflow_name": legacy.TODO,
+        "name": name or None,
+        "trigger": trigger,
+        "trigger_kwargs": trigger_kwargs,
+        "timezone": timezone,
+    }
+    comments = [
+        f"{ORIGIN_PREFIX}{job_id} (a decorator's job: func {state['func']})",
+        "TODO: the workflow that function starts; then uncomment, and delete the decorator from the code",
+    ]
+    return name or job_id, {k: v for k, v in fields.items() if v is not None}, comments
 
 
 def _entry(key: str, job: ImportedJob) -> Entry:

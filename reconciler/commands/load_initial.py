@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from reconciler import legacy, yaml_writer
+from reconciler import legacy, legacy_semantics, yaml_writer
 from reconciler.exit_codes import CommandResult
 from reconciler.initial import CORE_FILENAME, CORE_INITIAL_SCHEDULES, CORE_ORIGIN
 from reconciler.yaml_writer import Entry
@@ -101,6 +102,7 @@ def run(
     strict: bool = False,
     now: datetime | None = None,
     cwd: Path | None = None,
+    orchestrator_version: str | None = None,
 ) -> Result:
     """Write YAML for core's initial schedules and the legacy decorators found in `sources` into `out`.
 
@@ -110,6 +112,9 @@ def run(
     exit code is 1 when any file would be created or changed. With `strict` the exit code is 1 when
     a decorator could not be migrated. `now` (default: the clock) decides whether a ``date`` trigger
     lies in the past; `cwd` (default: the working directory) is what paths are shown relative to.
+    `orchestrator_version` (e.g. ``4.2``, ``4.8``, ``5.5``) says what ``@scheduler(...)`` meant; without
+    it, the version pinned or installed in the sources' tree is used, else a call whose two meanings
+    differ is reported at its line with both, and not migrated.
     """
     base = Path(os.path.abspath(cwd or Path.cwd()))
 
@@ -124,7 +129,15 @@ def run(
         result.exit_code = EXIT_USAGE
         return result
 
-    scanned = legacy.scan([base / s for s in sources], now=now or datetime.now(UTC), display=display)
+    try:
+        era, version_line = _era(orchestrator_version, [base / s for s in sources], display)
+    except ValueError as exc:
+        result.add(ReportLine(Level.ERROR, f"--orchestrator-version: {exc}"))
+        result.exit_code = EXIT_USAGE
+        return result
+    if version_line:
+        result.add(ReportLine(Level.INFO, version_line))
+    scanned = legacy.scan([base / s for s in sources], now=now or datetime.now(UTC), display=display, era=era)
     out_dir = base / out
     result.files = build_outputs(
         scanned.schedules,
@@ -142,6 +155,54 @@ def run(
     if failed or (strict and blocking):
         result.exit_code = EXIT_FAILED
     return result
+
+
+# A pinned requirement (`orchestrator-core==4.2.0`, `~=4.2`), a lock file entry, or an installed dist-info.
+_PIN = re.compile(r"orchestrator[-_]core\s*(?:\[[^\]]*\])?\s*(?:==|~=|===)\s*v?(\d+\.\d+(?:\.\d+)?)", re.IGNORECASE)
+_LOCKED = re.compile(r'name\s*=\s*"orchestrator-core"\s*\n\s*version\s*=\s*"(\d+\.\d+(?:\.\d+)?)"')
+_DIST_INFO = re.compile(r"^orchestrator_core-(\d+\.\d+(?:\.\d+)?)\.dist-info$")
+_REQUIREMENT_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "poetry.lock", "uv.lock", "Pipfile.lock")
+
+
+def _found_versions(folder: Path) -> list[tuple[str, Path]]:
+    found: list[tuple[str, Path]] = []
+    candidates = [folder / n for n in _REQUIREMENT_FILES] + sorted(folder.glob("requirements*.txt"))
+    for path in candidates:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found += [(m.group(1), path) for m in (*_PIN.finditer(text), *_LOCKED.finditer(text))]
+    for venv in (".venv", "venv"):
+        for site in sorted(folder.glob(f"{venv}/lib/python*/site-packages")):
+            for entry in sorted(site.iterdir()):
+                match = _DIST_INFO.match(entry.name)
+                if match:
+                    found.append((match.group(1), entry))
+    return found
+
+
+def _era(
+    given: str | None, sources: Sequence[Path], display: Callable[[Path], str]
+) -> tuple[legacy_semantics.Era | None, str | None]:
+    """The meaning of ``@scheduler(...)``: from `given`, else from the orchestrator-core the sources pin
+    or have installed (their folders and the folders above them); None when that is not one version."""
+    if given is not None:
+        return legacy_semantics.era_of_version(given), None
+    found: dict[str, Path] = {}
+    for source in sources:
+        folder = source if source.is_dir() else source.parent
+        for above in [folder.resolve(), *folder.resolve().parents]:
+            for version, where in _found_versions(above):
+                found.setdefault(version, where)
+            if (above / ".git").exists():
+                break  # the repository's root: what lies above it belongs to something else
+    eras = {legacy_semantics.era_of_version(v) for v in found}
+    if len(eras) != 1:
+        return None, None
+    version, where = next(iter(found.items()))
+    era = eras.pop()
+    return era, f"orchestrator-core {version} ({display(where)}): @scheduler(...) read as {era.label}"
 
 
 def build_outputs(
@@ -184,10 +245,7 @@ def build_outputs(
         by_module.setdefault((schedule.origin.path, schedule.module), []).append(schedule)
     for (path, module), found in by_module.items():
         entries = [_entry(s, taken) for s in found]
-        header = [
-            f"Migrated from {path} by `schedules load-initial-schedule`.",
-            f"Once this is applied, delete the decorators in {path}, or every job runs twice.",
-        ]
+        header = [f"Migrated from {path} by `schedules load-initial-schedule`.", *_advice(found)]
         name = _unique_filename(_module_filename(module), names)
         names.add(name)
         text = yaml_writer.render_file(entries, schema_ref=schema_ref, header=header)
@@ -202,13 +260,54 @@ def _entry(schedule: legacy.LegacySchedule, taken: set[str]) -> Entry:
     comments = [f"from {schedule.origin}"]
     comments += [f"TODO cannot migrate: {p}" for p in schedule.problems]
     comments += schedule.notes
-    fields = {"key": key, **schedule.schedule}
+    fields: dict[str, Any] = {"key": key, **schedule.schedule}
+    if schedule.migrated and schedule.persisted_job_id:
+        # Its scheduler stored the job under this id: the reconcile takes that row over, so one job remains.
+        fields["replaces"] = {
+            "job_id": schedule.persisted_job_id,
+            "decorator": f"{schedule.origin.path}:{schedule.origin.line}",
+        }
     return Entry(
         fields,
         comments=comments,
         field_comments={k: v for k, v in schedule.field_comments.items() if fields.get(k) is not None},
         commented_out=not schedule.migrated,
     )
+
+
+def _lines(schedules: Sequence[legacy.LegacySchedule]) -> str:
+    return ", ".join(f"line {s.origin.line} ({s.origin.function})" for s in schedules)
+
+
+def _advice(found: Sequence[legacy.LegacySchedule]) -> list[str]:
+    """What to do with each decorator of one file, true for that file: delete only what was migrated."""
+    migrated = [s for s in found if s.migrated]
+    stubs = [s for s in found if not s.migrated]
+    path = found[0].origin.path
+    advice: list[str] = []
+    if migrated:
+        advice.append(
+            f"Once this is applied, delete the decorator{'s' if len(migrated) > 1 else ''} migrated here "
+            f"from {path}: {_lines(migrated)}; while a decorator stays, its scheduler registers its job again."
+        )
+        taken_over = [s for s in migrated if s.persisted_job_id]
+        if taken_over:
+            advice.append(
+                "The apply also removes the job such a decorator stored (see `replaces:`), when it is there, in "
+                "the same transaction, keeping its next run: one job remains."
+            )
+        anonymous = [s for s in migrated if not s.persisted_job_id and s.stores_jobs]
+        if anonymous:
+            advice.append(
+                f"{_lines(anonymous)} had no `id=`: a job it stored has a random id; `schedules show-schedule` "
+                "lists it as `decorator`, remove it by hand."
+            )
+    if stubs:
+        advice.append(
+            f"Keep the decorator{'s' if len(stubs) > 1 else ''} at {path} {_lines(stubs)} until "
+            f"{'its' if len(stubs) == 1 else 'each'} TODO below is done: deleting it now stops that schedule."
+        )
+    return advice
 
 
 def _module_filename(module: str) -> str:
