@@ -14,6 +14,7 @@ writes in place of the old host zone.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,7 +49,11 @@ FIRE_TIMES = 10
 def migrate_corpus(tmp_path: Path) -> Path:
     """`schedules load-initial-schedule --from <corpus> --out <tmp>` (paths shown relative to the corpus)."""
     out = tmp_path / "schedules.d"
-    result = load_initial.run([Path(".")], out, include_core=False, now=NOW, cwd=SOURCES)
+    # A copy outside this repository: in place, the orchestrator-core pinned in our own pyproject.toml would
+    # decide what `@scheduler(...)` meant, while the corpus stands for code whose version is unknown.
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SOURCES, corpus)
+    result = load_initial.run([Path(".")], out, include_core=False, now=NOW, cwd=corpus)
     assert result.exit_code == 0, [str(line) for line in result.lines]
     return out
 
