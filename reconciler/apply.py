@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from reconciler import guard, migrate, store, triggers
+from reconciler import guard, interrupts, migrate, store, triggers
 from reconciler.jobstate import JobRow, JobStatePickler, build_job_row
 from reconciler.plan import Change, LedgerRecord, Plan, PlanSettings, compute_plan, expected_rows
 from reconciler.spec import DesiredSchedule
@@ -232,18 +232,30 @@ def apply(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
 ) -> ApplyResult:
-    """Plan and write under the lock, in one transaction; then wake the scheduler and verify."""
-    try:
-        prepare(engine, apply_settings.lock_timeout)
-        plan, writes, waited = _apply_locked(engine, desired, settings, apply_settings, clock, sleep)
-    except OperationalError as exc:
-        if "locked" in str(exc).lower():  # SQLite: BEGIN IMMEDIATE waited --lock-timeout in vain
-            raise ApplyError(
-                f"another apply holds the lock; gave up after --lock-timeout {apply_settings.lock_timeout:g}s", 3
-            ) from exc
-        raise
-    woken = wake_scheduler(apply_settings.redis_url, writes.woken_candidates)
-    remaining = _verify(engine, writes, desired, settings, clock)
+    """Plan and write under the lock, in one transaction; then wake the scheduler and verify.
+
+    SIGINT/SIGTERM meanwhile raise `interrupts.Interrupted`, whose line says whether the commit happened.
+    """
+    with interrupts.interruptible():
+        try:
+            prepare(engine, apply_settings.lock_timeout)
+            plan, writes, waited = _apply_locked(engine, desired, settings, apply_settings, clock, sleep)
+        except OperationalError as exc:
+            if interrupts.phase() is interrupts.Phase.COMMITTING:
+                interrupts.commit_failed()
+            if "locked" in str(exc).lower():  # SQLite: BEGIN IMMEDIATE waited --lock-timeout in vain
+                raise ApplyError(
+                    f"another apply holds the lock; gave up after --lock-timeout {apply_settings.lock_timeout:g}s", 3
+                ) from exc
+            raise
+        except BaseException:
+            if interrupts.phase() is interrupts.Phase.COMMITTING:
+                interrupts.commit_failed()
+            raise
+        interrupts.committed(len(plan.pending))
+        interrupts.pause_point("committed")
+        woken = wake_scheduler(apply_settings.redis_url, writes.woken_candidates)
+        remaining = _verify(engine, writes, desired, settings, clock)
     return ApplyResult(plan, woken, remaining == 0, remaining, waited)
 
 
@@ -306,6 +318,7 @@ def _apply_locked(
                 raise ApplyError("stale plan: the database changed since the plan was made; plan again", 3)
             if plan.errors:
                 raise ApplyError("plan refused: " + "; ".join(plan.errors))
+            interrupts.pause_point("planned")
             touched = _touched_rows(plan, live)
             writes = _collect(plan, live, settings, apply_settings, now)
             exclusive = bool(touched) and not store.is_sqlite(conn)
@@ -328,6 +341,8 @@ def _apply_locked(
                     _write(conn, writes)
                     if savepoint is not None:
                         savepoint.commit()
+                    interrupts.pause_point("written")
+                    interrupts.committing()  # leaving the `with` commits
                     return plan, writes, waited
                 if savepoint is not None:
                     savepoint.rollback()  # releases the table lock: the scheduler may move its rows now

@@ -81,6 +81,7 @@ class ExceptionRule:
 
     exit_code: int
     message: Callable[[BaseException], str]
+    prefix: str = "error: "  # "" for a line that is not an error (an interrupt says what happened)
 
 
 def _redact(message: str) -> str:
@@ -125,6 +126,8 @@ EXCEPTION_EXIT_CODES: dict[str, ExceptionRule] = {
     "sqlalchemy.exc.SQLAlchemyError": ExceptionRule(ExitCode.ERROR, _database_error),
     "builtins.ModuleNotFoundError": ExceptionRule(ExitCode.ERROR, _missing_module),
     "builtins.OSError": ExceptionRule(ExitCode.ERROR, _os_error),
+    "reconciler.interrupts.Terminated": ExceptionRule(ExitCode.TERMINATED, _first_line, prefix=""),
+    "reconciler.interrupts.Interrupted": ExceptionRule(ExitCode.INTERRUPTED, _first_line, prefix=""),
     "builtins.KeyboardInterrupt": ExceptionRule(ExitCode.INTERRUPTED, lambda _exc: "interrupted"),
 }
 """Foreign exception types (by dotted path) → exit code and one line. `CommandError` carries its own."""
@@ -144,7 +147,7 @@ def for_exception(exc: BaseException) -> tuple[int, str]:
     for dotted, rule in EXCEPTION_EXIT_CODES.items():
         kind = _resolve(dotted)
         if kind is not None and isinstance(exc, kind):
-            return int(rule.exit_code), f"error: {rule.message(exc)}"
+            return int(rule.exit_code), f"{rule.prefix}{rule.message(exc)}"
     return ExitCode.ERROR, f"error: {_first_line(exc)} ({DEBUG_VARIABLE}=1 shows the traceback)"
 
 
