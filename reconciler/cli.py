@@ -71,6 +71,17 @@ FuncOption = Annotated[
     str | None,
     typer.Option("--func", help="The job function reference written into job_state (default: orchestrator-core's)."),
 ]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        envvar="RECONCILER_TIMEOUT",
+        min=0.0,
+        help="Give up when the database has not answered within this many seconds: roll back, one line, exit 1 "
+        "(each connection attempt: 10 s). 0: no limit.",
+    ),
+]
+DEFAULT_TIMEOUT = 300.0  # deadline.DEFAULT_TIMEOUT, repeated here so --help imports nothing
 
 
 @app.command()
@@ -79,14 +90,17 @@ def validate(
     db: DbOption = None,
     fmt: FormatOption = Format.text,
     follow_symlinks_outside: FollowOutsideOption = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Check schedule files: syntax, schema, triggers, time zones, DST.
 
     No database needed; --db adds the workflow checks.
     """
     from reconciler.commands.validate import run_validate
+    from reconciler.deadline import bounded
 
-    return run_validate(directory, db_url=db, fmt=fmt.value, follow_symlinks_outside=follow_symlinks_outside)
+    with bounded(timeout if db else 0):
+        return run_validate(directory, db_url=db, fmt=fmt.value, follow_symlinks_outside=follow_symlinks_outside)
 
 
 @app.command()
@@ -159,6 +173,7 @@ def reconcile(
             "is shown and applied only after you type 'yes'; without a terminal (CI) nothing is asked.",
         ),
     ] = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
@@ -198,7 +213,10 @@ def reconcile(
         follow_symlinks_outside=follow_symlinks_outside,
         approve=None if auto_approve or not (sys.stdin.isatty() and sys.stdout.isatty()) else ask_on_terminal,
     )
-    return run(options)
+    from reconciler.deadline import bounded
+
+    with bounded(timeout):
+        return run(options)
 
 
 @app.command()
@@ -208,6 +226,7 @@ def status(
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
     fmt: FormatOption = Format.text,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Last applied commit vs HEAD, and whether the database drifted. Read-only."""
     from reconciler import store
@@ -217,7 +236,10 @@ def status(
 
     settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
     shown = "json" if fmt is Format.json else "text"
-    return run_status(directory, store.resolve_db_url(db, directory), settings, shown)
+    from reconciler.deadline import bounded
+
+    with bounded(timeout):
+        return run_status(directory, store.resolve_db_url(db, directory), settings, shown)
 
 
 @app.command("health")
@@ -235,6 +257,7 @@ def health(
     serve: Annotated[
         str | None, typer.Option("--serve", help="Serve /metrics on HOST:PORT (e.g. 127.0.0.1:9108) until stopped.")
     ] = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult | int:
     """Expected vs started runs per schedule: missed, failed, overdue; engine paused; scheduler liveness.
 
@@ -254,8 +277,11 @@ def health(
         tolerance=Tolerance(latency=timedelta(seconds=max(latency, 0.0))),
     )
     if serve is not None:
-        return serve_health(options, serve)
-    return run_health(options)
+        return serve_health(options, serve)  # a server: not bounded by --timeout
+    from reconciler.deadline import bounded
+
+    with bounded(timeout):
+        return run_health(options)
 
 
 @app.command("load-initial-schedule")
@@ -303,13 +329,16 @@ def import_schedules(
         str | None,
         typer.Option("--func", help="The job function that marks API-created jobs (default: orchestrator-core's)."),
     ] = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Write imported.yaml for jobs created through orchestrator-core's API/UI; reconcile then adopts them."""
     from reconciler import store
     from reconciler.commands.import_jobs import run
+    from reconciler.deadline import bounded
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
-    return run(out, store.resolve_db_url(db, out), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
+    with bounded(timeout):
+        return run(out, store.resolve_db_url(db, out), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
 
 
 STARTER_HELP = (
@@ -409,19 +438,22 @@ def show_schedule(
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
     fmt: FormatOption = Format.text,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Table of all jobs: key, name, workflow, trigger, next run, source, drift. Read-only."""
     from reconciler import store
     from reconciler.commands.show_schedule import run_show_schedule
+    from reconciler.deadline import bounded
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
-    return run_show_schedule(
-        store.resolve_db_url(db, directory),
-        directory=directory,
-        fmt=fmt.value,
-        namespace=namespace,
-        func=func or ORCHESTRATOR_FUNC,
-    )
+    with bounded(timeout):
+        return run_show_schedule(
+            store.resolve_db_url(db, directory),
+            directory=directory,
+            fmt=fmt.value,
+            namespace=namespace,
+            func=func or ORCHESTRATOR_FUNC,
+        )
 
 
 @app.command("force")
@@ -434,20 +466,23 @@ def force_command(
     namespace: NamespaceOption = "default",
     func: RunnableFuncOption = None,
     start_timeout: StartTimeoutOption = 60.0,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Start that schedule's workflow now, through the same starter as `run`."""
     from reconciler import store
     from reconciler.commands.force import run_force
+    from reconciler.deadline import bounded
     from reconciler.runner import runnable
     from reconciler.starters import StarterOptions
 
-    return run_force(
-        store.resolve_db_url(db),
-        key,
-        StarterOptions(starter, orchestrator_url, token, start_timeout),
-        namespace=namespace,
-        funcs=runnable([func] if func else None),
-    )
+    with bounded(timeout):
+        return run_force(
+            store.resolve_db_url(db),
+            key,
+            StarterOptions(starter, orchestrator_url, token, start_timeout),
+            namespace=namespace,
+            funcs=runnable([func] if func else None),
+        )
 
 
 def tune_gc() -> None:

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
+from reconciler import deadline
 from reconciler.jobstate import JobRow, UnreadableJobState, load_job_state, state_digest
 from reconciler.state import ExpectedRow
 from reconciler.state import LedgerEntry as LedgerEntry  # re-exported: the edges and commands still say store.X
@@ -206,11 +207,28 @@ def connect(url: str, *, lock_timeout: float = 30.0, read_only: bool = False) ->
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    if read_only:
-        return create_engine(
-            parsed, pool_pre_ping=True, connect_args={"options": "-c default_transaction_read_only=on"}
-        )
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, connect_args=_pg_connect_args(parsed.query, read_only))
+
+
+def _pg_connect_args(query: Mapping[str, Any], read_only: bool) -> dict[str, Any]:
+    """libpq settings that keep a dead or frozen server from hanging a command (see deadline.py): a bound
+    on each connection attempt, TCP keepalives (a vanished host is noticed), and, for a command running
+    under --timeout, a statement_timeout of what is left of it (a live but stuck server cancels itself)."""
+    args: dict[str, Any] = {
+        "connect_timeout": deadline.CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    args = {k: v for k, v in args.items() if k not in query}  # the URL's own settings win
+    options = ["-c default_transaction_read_only=on"] if read_only else []
+    left = deadline.remaining()
+    if left is not None and "options" not in query:
+        options.append(f"-c statement_timeout={max(1, int(left * 1000))}")
+    if options and "options" not in query:
+        args["options"] = " ".join(options)
+    return args
 
 
 def describe_db_error(exc: Exception) -> str:

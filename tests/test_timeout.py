@@ -1,0 +1,241 @@
+"""`--timeout` against a frozen PostgreSQL (issue 12, item 4): exit 1, one line, within --timeout + 5 s.
+
+The server is a cluster of this module's own (pg_createcluster on a random free port, a unique name,
+dropped afterwards), never the shared one on 5432. Freezing it is SIGSTOP to its postmaster and every
+backend: the kernel still accepts connections and acknowledges keepalives, so only the client can give
+up. After SIGCONT the database must be exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from reconciler import interrupts, store
+from reconciler.commands.reconcile import ReconcileOptions, run
+from reconciler.jobstate import load_job_state
+from tests.conftest import init_compatible
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(shutil.which("pg_createcluster") is None, reason="needs PostgreSQL's pg_createcluster"),
+]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pg_version() -> str:
+    return sorted(os.listdir("/usr/lib/postgresql"), key=int)[-1]
+
+
+class Cluster:
+    """A PostgreSQL cluster of our own: started, frozen, thawed, dropped."""
+
+    def __init__(self) -> None:
+        self.version = pg_version()
+        self.name = f"reconciler_frozen_{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        subprocess.run(
+            ["pg_createcluster", self.version, self.name, "-p", str(self.port), "--start", "--", "--auth=trust"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        self.data = Path(f"/var/lib/postgresql/{self.version}/{self.name}")
+        self.admin = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def processes(self) -> list[int]:
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def freeze(self) -> list[int]:
+        frozen = self.processes()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        return frozen
+
+    def thaw(self, frozen: list[int]) -> None:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                continue
+
+    def database(self) -> str:
+        name = f"frozen_{uuid.uuid4().hex[:8]}"
+        engine = create_engine(self.admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        url = self.admin.rsplit("/", 1)[0] + f"/{name}"
+        init_compatible(url).dispose()
+        return url
+
+    def drop(self) -> None:
+        subprocess.run(
+            ["pg_dropcluster", self.version, self.name, "--stop"], check=False, capture_output=True, timeout=120
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    own = Cluster()
+    try:
+        yield own
+    finally:
+        own.drop()
+
+
+def write_dir(directory: Path, names: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    specs = [
+        {
+            "key": k,
+            "name": n,
+            "workflow_name": "task_clean_up_tasks",
+            "trigger": "interval",
+            "trigger_kwargs": {"hours": 1},
+        }
+        for k, n in names.items()
+    ]
+    (directory / "main.yaml").write_text("schedules:\n" + "".join(f"  - {json.dumps(s)}\n" for s in specs))
+    return directory
+
+
+def snapshot(url: str) -> dict[str, tuple[float | None, str]]:
+    engine = store.connect(url)
+    with engine.connect() as conn:
+        rows = {
+            r.id: (r.next_run_time, load_job_state(bytes(r.job_state))["name"])
+            for r in conn.execute(select(store.apscheduler_jobs))
+        }
+        ledger = conn.execute(text("SELECT count(*) FROM reconciler_ledger")).scalar_one()
+    engine.dispose()
+    return {**rows, "ledger": (float(ledger), "")}
+
+
+def reconcile_cli(
+    directory: Path, url: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "reconcile", str(directory), "--db", url, "--timeout", f"{timeout:g}"],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def applied(cluster: Cluster, tmp_path: Path) -> tuple[str, dict[str, tuple[float | None, str]]]:
+    url = cluster.database()
+    first = run(ReconcileOptions(directory=write_dir(tmp_path / "v1", {"a": "A", "b": "B"}), db_url=url))
+    assert first.exit_code == 0, first.err
+    return url, snapshot(url)
+
+
+def test_a_frozen_server_ends_the_command_within_its_timeout(
+    cluster: Cluster, applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path
+) -> None:
+    url, before = applied
+    changed = write_dir(tmp_path / "v2", {"a": "A2", "b": "B2", "c": "C"})
+    frozen = cluster.freeze()
+    try:
+        started = time.monotonic()
+        proc = reconcile_cli(changed, url, timeout=3)
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        cluster.thaw(frozen)
+    assert proc.returncode == 1, (out, err)
+    assert err.splitlines() == ["error: database did not answer within 3 s; nothing was applied"], err
+    assert out == ""
+    assert took < 3 + 5, took
+    assert snapshot(url) == before
+
+
+def test_a_server_frozen_in_the_middle_of_an_apply_rolls_it_back(
+    cluster: Cluster, applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path
+) -> None:
+    url, before = applied
+    changed = write_dir(tmp_path / "v2", {"a": "A2", "b": "B2", "c": "C"})
+    flag = tmp_path / "paused"
+    flag.touch()
+    env = {interrupts.PAUSE_AT: "planned", interrupts.PAUSE_FILE: str(flag)}
+    started = time.monotonic()
+    proc = reconcile_cli(changed, url, timeout=8, env=env)
+    frozen: list[int] = []
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().strip() == "paused at planned"  # planned, inside the transaction
+        frozen = cluster.freeze()
+        flag.unlink()  # the writes now go to a server that does not answer
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        cluster.thaw(frozen)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (out, err)
+    assert err.splitlines() == ["error: database did not answer within 8 s; nothing was applied"], err
+    assert took < 8 + 5, took
+    deadline = time.monotonic() + 30
+    while snapshot(url) != before and time.monotonic() < deadline:  # the server rolls back once it runs again
+        time.sleep(0.2)
+    assert snapshot(url) == before
+
+
+def test_the_timeout_comes_from_the_environment(
+    cluster: Cluster, applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path
+) -> None:
+    url, before = applied
+    frozen = cluster.freeze()
+    try:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "reconciler", "show-schedule", "--db", url],
+            cwd=REPO,
+            env={**os.environ, "RECONCILER_TIMEOUT": "2"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+    finally:
+        cluster.thaw(frozen)
+    assert (proc.returncode, proc.stderr.splitlines()) == (
+        1,
+        ["error: database did not answer within 2 s; nothing was applied"],
+    ), proc.stdout
+    assert took < 2 + 5
+    assert snapshot(url) == before
+
+
+def test_a_live_server_is_not_cut_off(applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path) -> None:
+    url, _before = applied
+    proc = reconcile_cli(write_dir(tmp_path / "v2", {"a": "A2", "b": "B2"}), url, timeout=30)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (out, err)
+    assert sorted(name for key, (_n, name) in snapshot(url).items() if key != "ledger") == ["A2", "B2"]
