@@ -54,6 +54,7 @@ V1 = {"a": "A", "b": "B", "c": "C"}
 V2 = {"a": "A2", "b": "B2", "c": "C2", "d": "D"}  # 4 changes: three updates, one create
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("point", "signum", "code", "line", "applied"),
     [

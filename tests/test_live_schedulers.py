@@ -155,6 +155,7 @@ def orchestrator_db(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 @pytest.mark.postgres
 @pytest.mark.orchestrator
+@pytest.mark.slow
 def test_changes_while_orchestrator_core_runs_them(
     orchestrator_db: tuple[str, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,58 +205,56 @@ def test_changes_while_orchestrator_core_runs_them(
 # --- `schedules run` ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.postgres
-def test_changes_while_schedules_run_runs_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = create_scratch_pg()
+@pytest.mark.slow
+def test_changes_while_schedules_run_runs_them(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = db_url
     out = tmp_path / "starts.jsonl"
     log_path = tmp_path / "runner.log"
+    if url.startswith("sqlite"):
+        init_compatible(url).dispose()  # the PostgreSQL fixture has its tables already
+    workflow = "task_clean_up_tasks"
+    v1 = [spec("three", 3, "three", workflow), spec("del", 1, "del", workflow), spec("ren-old", 1, "ren", workflow)]
+    command = shlex.join([sys.executable, str(STARTER), str(out)])
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "ORCHESTRATOR_URL")}
+    with log_path.open("w") as sink:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "run", "--db", url, "--starter", f"command:{command}"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+        )
+
+    def runs(message: str) -> list[float]:
+        if not out.exists():
+            return []
+        starts = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        return sorted(
+            datetime.fromisoformat(s["scheduled_time"]).timestamp()
+            for s in starts
+            if s["user_inputs"] == [{"message": message}]
+        )
+
     try:
-        init_compatible(url).dispose()
-        workflow = "task_clean_up_tasks"
-        v1 = [spec("three", 3, "three", workflow), spec("del", 1, "del", workflow), spec("ren-old", 1, "ren", workflow)]
-        command = shlex.join([sys.executable, str(STARTER), str(out)])
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "ORCHESTRATOR_URL")}
-        with log_path.open("w") as sink:
-            runner = subprocess.Popen(
-                [sys.executable, "-m", "reconciler", "run", "--db", url, "--starter", f"command:{command}"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env=env,
-            )
-
-        def runs(message: str) -> list[float]:
-            if not out.exists():
-                return []
-            starts = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-            return sorted(
-                datetime.fromisoformat(s["scheduled_time"]).timestamp()
-                for s in starts
-                if s["user_inputs"] == [{"message": message}]
-            )
-
-        try:
-            wait_for(lambda: "leader: starting workflows from now on" in log_path.read_text(), 60, log_path.read_text)
-            timed_apply(write_dir(tmp_path / "v1", v1), url)  # NOTIFY wakes it
-            took = changes_while_running(
-                Scenario(url, workflow, runs, log_path.read_text, lambda: runner.poll() is None), tmp_path
-            )
-        finally:
-            if runner.poll() is None:
-                runner.send_signal(signal.SIGTERM)
-                try:
-                    runner.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    runner.kill()
-                    runner.wait()
-        scheduled = [json.loads(line)["scheduled_time"] for line in out.read_text().splitlines() if line.strip()]
-        starts_by_id = [json.loads(line)["schedule_id"] for line in out.read_text().splitlines() if line.strip()]
-        assert len(scheduled) == len(set(zip(scheduled, starts_by_id, strict=True)))  # no run started twice
-        assert schedule_id_for("default", "ren-new") not in starts_by_id  # the rename kept the row's id
+        wait_for(lambda: "leader: starting workflows from now on" in log_path.read_text(), 60, log_path.read_text)
+        timed_apply(write_dir(tmp_path / "v1", v1), url)  # NOTIFY (PostgreSQL) or its change poll (SQLite) wakes it
+        took = changes_while_running(
+            Scenario(url, workflow, runs, log_path.read_text, lambda: runner.poll() is None), tmp_path
+        )
     finally:
-        drop_scratch_pg(url)
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGTERM)
+            try:
+                runner.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                runner.wait()
+    scheduled = [json.loads(line)["scheduled_time"] for line in out.read_text().splitlines() if line.strip()]
+    starts_by_id = [json.loads(line)["schedule_id"] for line in out.read_text().splitlines() if line.strip()]
+    assert len(scheduled) == len(set(zip(scheduled, starts_by_id, strict=True)))  # no run started twice
+    assert schedule_id_for("default", "ren-new") not in starts_by_id  # the rename kept the row's id
     with capsys.disabled():
-        print(f"\n  schedules run: {', '.join(f'{k} {v:.2f}s' for k, v in took.items())}")
+        print(f"\n  schedules run ({url.split(':')[0]}): {', '.join(f'{k} {v:.2f}s' for k, v in took.items())}")
 
 
 def _around(text: str, word: str) -> str:

@@ -30,6 +30,7 @@ from tests.conftest import init_compatible
 
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.slow,
     pytest.mark.skipif(shutil.which("pg_createcluster") is None, reason="needs PostgreSQL's pg_createcluster"),
 ]
 
