@@ -250,6 +250,10 @@ def health(
     ] = Path("schedules.d"),
     db: DbOption = None,
     since: Annotated[str, typer.Option("--since", help="The window judged, back from now: 90s, 15m, 24h, 7d.")] = "24h",
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="End the window here instead of now (ISO 8601, e.g. 2026-06-10T00:00Z)."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="text, json, markdown or prometheus.")] = "text",
     latency: Annotated[
         float, typer.Option("--latency", help="Seconds after misfire grace a scheduled start may still appear.")
@@ -266,7 +270,7 @@ def health(
     from datetime import timedelta
 
     from reconciler import store
-    from reconciler.commands.health import HealthOptions, parse_duration, run_health, serve_health
+    from reconciler.commands.health import HealthOptions, parse_duration, parse_instant, run_health, serve_health
     from reconciler.health.core import Tolerance
 
     options = HealthOptions(
@@ -275,6 +279,7 @@ def health(
         directory=directory,
         fmt=fmt,
         tolerance=Tolerance(latency=timedelta(seconds=max(latency, 0.0))),
+        until=parse_instant(until) if until is not None else None,
     )
     if serve is not None:
         return serve_health(options, serve)  # a server: not bounded by --timeout

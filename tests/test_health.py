@@ -23,7 +23,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.commands.health import HealthError, parse_duration, parse_listen
+from reconciler.commands.health import HealthError, parse_duration, parse_instant, parse_listen
 from reconciler.health import metrics, render
 from reconciler.health.core import (
     Liveness,
@@ -320,6 +320,18 @@ def test_parse_duration(text: str, seconds: int) -> None:
 def test_parse_duration_refuses_with_the_form(text: str) -> None:
     with pytest.raises(HealthError, match=r"duration such as|longer than 0"):
         parse_duration(text)
+
+
+def test_until_ends_the_window_in_the_past() -> None:
+    runs = [run(f + timedelta(seconds=1)) for f in fires(10, NOW - 3 * HOUR, NOW - timedelta(minutes=1))]
+    earlier = assess([schedule("ten", every(10))], seen(runs), now=NOW - HOUR, since=NOW - 2 * HOUR)
+    (health,) = earlier.schedules
+    # 10:00 .. 10:50 started; 11:00 is the window's end, its start (11:00:01) after it: pending, not missed
+    assert (health.expected, health.started, health.missed, health.pending) == (6, 6, (), 1)
+    assert earlier.last_scheduled_start is not None and earlier.last_scheduled_start <= NOW - HOUR
+    assert parse_instant("2026-06-10T12:00:00Z") == NOW and parse_instant("2026-06-10 12:00") == NOW
+    with pytest.raises(HealthError, match="ISO 8601"):
+        parse_instant("yesterday")
 
 
 def test_parse_listen() -> None:

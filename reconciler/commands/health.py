@@ -46,6 +46,15 @@ def parse_duration(text: str) -> timedelta:
     return total
 
 
+def parse_instant(text: str) -> datetime:
+    """'2026-06-10T12:00:00Z' (ISO 8601; without an offset: UTC) → an aware datetime; raises HealthError."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise HealthError(f"--until {text!r}: use an ISO 8601 instant such as 2026-06-10T12:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_listen(text: str) -> tuple[str, int]:
     """'127.0.0.1:9108' or ':9108' (loopback) → (host, port)."""
     host, sep, port = text.rpartition(":")
@@ -61,13 +70,14 @@ class HealthOptions:
     directory: Path | None = None  # schedules directory: the trigger of managed `date` jobs that fired
     fmt: str = "text"
     tolerance: Tolerance = field(default_factory=Tolerance)
+    until: datetime | None = None  # the window's end; None: now (a past window re-judges, e.g., yesterday)
 
 
 def collect(options: HealthOptions, *, now: datetime | None = None) -> tuple[HealthReport, list[str]]:
-    """One read-only look at the database, judged at `now` (default: the clock); returns the notes too."""
+    """One read-only look at the database, judged at `now` (default: `--until`, else the clock); with notes."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    moment = (now or options.until or datetime.now(UTC)).astimezone(UTC)
     since = moment - options.since
     engine = store.connect(options.db_url, read_only=True)
     try:

@@ -369,7 +369,8 @@ def assess(
     unexplained: dict[str, int] = {}
     runs_by_workflow: dict[str, list[ProcessRun]] = defaultdict(list)
     for run in seen.runs or ():
-        runs_by_workflow[run.workflow_name].append(run)
+        if _utc(run.started_at) <= now:  # a window in the past (--until) ignores what started after it
+            runs_by_workflow[run.workflow_name].append(run)
     if seen.runs is not None:
         scheduled = {s.workflow_name for s in inputs}
         for workflow, runs in runs_by_workflow.items():
@@ -392,7 +393,7 @@ def assess(
         for index, schedule in enumerate(inputs)
         for own in (fires_by_schedule[index],)
     ]
-    starts = [_utc(r.started_at) for r in seen.runs or ()]
+    starts = [_utc(r.started_at) for r in seen.runs or () if _utc(r.started_at) <= now]
     liveness, oldest = _liveness(results, starts if seen.runs is not None else None)
     return HealthReport(
         now=now,
