@@ -405,6 +405,10 @@ def run_command(
     ] = 10.0,
     start_timeout: StartTimeoutOption = 60.0,
     log_format: Annotated[str, typer.Option("--log-format", help="json (one object per line) or console.")] = "json",
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", help="Serve /metrics on HOST:PORT: start counters, lateness, health gauges."),
+    ] = None,
 ) -> int:
     """Run the schedules: an APScheduler runner on the same tables, one active per database.
 
@@ -429,6 +433,7 @@ def run_command(
         poll_interval=poll_interval,
         workers=workers,
         max_wait=max_wait,
+        metrics_listen=metrics,
     )
     return run_runner(options, chosen, log_format=log_format)
 

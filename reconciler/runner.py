@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
@@ -41,6 +41,9 @@ from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.leader import Leader, LeadershipLost, make_leader
 from reconciler.runner_store import RunnerJobStore, StartGate, StoredJob
 from reconciler.starters import Starter, StartError, StartRequest, describe_starter
+
+if TYPE_CHECKING:
+    from reconciler.runner_metrics import RunnerMetrics
 
 log = structlog.get_logger("reconciler.runner")
 
@@ -58,6 +61,7 @@ class RunnerOptions:
     max_wait: float = 10.0  # re-read the table at least this often, signal or not
     workers: int = 4  # starts that may run at the same time
     gate_timeout: float = 10.0
+    metrics_listen: str | None = None  # HOST:PORT for /metrics (runner counters + health gauges)
 
 
 def configure_logging(fmt: str = "json") -> None:
@@ -104,8 +108,16 @@ def _iso(moment: datetime) -> str:
 class StarterExecutor(BaseExecutor):  # type: ignore[misc]
     """Starts due runs through a starter, each one after its job's next run time is committed."""
 
-    def __init__(self, starter: Starter, gate: StartGate, may_start: Callable[[], bool], workers: int = 4) -> None:
+    def __init__(
+        self,
+        starter: Starter,
+        gate: StartGate,
+        may_start: Callable[[], bool],
+        workers: int = 4,
+        metrics: RunnerMetrics | None = None,
+    ) -> None:
         super().__init__()
+        self._metrics = metrics
         self._starter = starter
         self._gate = gate
         self._may_start = may_start
@@ -141,11 +153,13 @@ class StarterExecutor(BaseExecutor):  # type: ignore[misc]
         proceed, reason = self._gate.wait(ticket)
         if not proceed:
             log.warning("start skipped", reason=reason, scheduled_time=_iso(run_times[-1]), **context)
+            self._count(job, "skipped")
             return []
         events: list[Any] = []
         for run_time in run_times:
             if not self._may_start():
                 log.warning("start skipped", reason="no longer the leader", scheduled_time=_iso(run_time), **context)
+                self._count(job, "skipped")
                 break
             actual = datetime.now(UTC)
             late = (actual - run_time).total_seconds()
@@ -157,6 +171,7 @@ class StarterExecutor(BaseExecutor):  # type: ignore[misc]
             grace = job.misfire_grace_time
             if grace is not None and late > grace:
                 log.warning("run missed", misfire_grace_time=grace, **context, **timing)
+                self._count(job, "missed")
                 events.append(JobExecutionEvent(EVENT_JOB_MISSED, job.id, job._jobstore_alias, run_time))
                 continue
             request = StartRequest(
@@ -170,13 +185,16 @@ class StarterExecutor(BaseExecutor):  # type: ignore[misc]
                 result = self._starter.start(request)
             except StartError as exc:
                 log.error("start failed", error=str(exc), starter=self._starter.kind, **context, **timing)
+                self._count(job, "failed", late)
                 events.append(JobExecutionEvent(EVENT_JOB_ERROR, job.id, job._jobstore_alias, run_time, exception=exc))
                 continue
             except Exception as exc:  # a starter bug must not take the start thread's caller down
                 log.exception("start failed", error=type(exc).__name__, starter=self._starter.kind, **context, **timing)
+                self._count(job, "failed", late)
                 events.append(JobExecutionEvent(EVENT_JOB_ERROR, job.id, job._jobstore_alias, run_time, exception=exc))
                 continue
             duration = (datetime.now(UTC) - actual).total_seconds()
+            self._count(job, "started", late)
             log.info(
                 "workflow started",
                 starter=self._starter.kind,
@@ -189,6 +207,10 @@ class StarterExecutor(BaseExecutor):  # type: ignore[misc]
                 JobExecutionEvent(EVENT_JOB_EXECUTED, job.id, job._jobstore_alias, run_time, retval=result.process_id)
             )
         return events
+
+    def _count(self, job: StoredJob, outcome: str, lateness: float | None = None) -> None:
+        if self._metrics is not None:
+            self._metrics.count(job.ledger_key or job.id, job.kwargs["workflow_name"], outcome, lateness)
 
 
 class RunnerScheduler(BackgroundScheduler):  # type: ignore[misc]
@@ -223,7 +245,15 @@ class RunnerScheduler(BackgroundScheduler):  # type: ignore[misc]
 class Runner:
     """The leadership loop around a scheduler; `run()` returns the exit code."""
 
-    def __init__(self, options: RunnerOptions, starter: Starter, engine: Engine, leader: Leader) -> None:
+    def __init__(
+        self,
+        options: RunnerOptions,
+        starter: Starter,
+        engine: Engine,
+        leader: Leader,
+        metrics: RunnerMetrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.options = options
         self.starter = starter
         self.engine = engine
@@ -278,7 +308,7 @@ class Runner:
         job_store = self.store_factory(
             self.engine, gate=gate, fence=self.leader.fence, runnable_funcs=self.options.runnable_funcs
         )
-        executor = StarterExecutor(self.starter, gate, self.leader.valid, self.options.workers)
+        executor = StarterExecutor(self.starter, gate, self.leader.valid, self.options.workers, self.metrics)
         scheduler = RunnerScheduler(
             may_process=self._may_process,
             max_wait=self.options.max_wait,
@@ -328,6 +358,19 @@ def _install_signals(runner: Runner) -> None:
     signal.signal(signal.SIGINT, graceful)
 
 
+def _serve_metrics(options: RunnerOptions) -> RunnerMetrics:
+    """/metrics on --metrics HOST:PORT: this runner's counters, and `health`'s gauges read per scrape."""
+    from reconciler.commands.health import HealthOptions, collect, parse_listen
+    from reconciler.health.metrics import serve
+    from reconciler.runner_metrics import RunnerMetrics
+
+    metrics = RunnerMetrics()
+    host, port = parse_listen(options.metrics_listen or "")
+    serve(host, port, lambda: collect(HealthOptions(db_url=options.db_url))[0], registry=metrics.registry)
+    log.info("serving /metrics", address=f"http://{host}:{port}/metrics")
+    return metrics
+
+
 def run_runner(
     options: RunnerOptions, starter: Starter, *, install_signals: bool = True, log_format: str = "json"
 ) -> int:
@@ -346,7 +389,8 @@ def run_runner(
         except Exception as exc:
             log.error("cannot run", error=store.describe_db_error(exc))
             return 1
-        runner = Runner(options, starter, engine, leader)
+        metrics = _serve_metrics(options) if options.metrics_listen else None
+        runner = Runner(options, starter, engine, leader, metrics)
         if install_signals:
             _install_signals(runner)
         return runner.run()

@@ -459,3 +459,41 @@ def test_soft_deleted_workflow_and_unreadable_row_are_problems() -> None:
     assert second.problems == (Problem.UNREADABLE,) and second.expected == 0
     text = render.render_text(report)
     assert "d: workflow 'task_b' is soft-deleted" in text and "u: unreadable row: cannot unpickle" in text
+
+
+def test_runner_metrics_count_starts_and_lateness(tmp_path: Path) -> None:
+    """`schedules run --metrics`: its start counter and lateness histogram, beside health's gauges, over HTTP."""
+    directory = tmp_path / "schedules.d"
+    directory.mkdir()
+    (directory / "jobs.yaml").write_text(
+        "schedules:\n  - key: tick\n    workflow_name: task_clean_up_tasks\n    trigger: interval\n"
+        "    trigger_kwargs: {seconds: 1}\n"
+    )
+    url = f"sqlite:///{tmp_path / 'schedules.db'}"
+    assert schedules_cli("reconcile", str(directory), "--db", url).returncode == 0
+    starts = tmp_path / "starts.jsonl"
+    starter = Path(__file__).resolve().with_name("runner_starter.py")
+    port = free_port()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "run", "--db", url, "--starter",
+         f"command:{sys.executable} {starter} {starts}", "--metrics", f"127.0.0.1:{port}", "--poll-interval", "0.2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (starts.exists() and len(starts.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        body = scrape(f"http://127.0.0.1:{port}/metrics", time.monotonic() + 30)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=30)
+    assert runner.returncode == 0, err[-3000:]
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    started = [s for s in families["schedules_runner_starts"].samples if s.name == "schedules_runner_starts_total"]
+    by_outcome = {s.labels["outcome"]: s.value for s in started}
+    assert by_outcome.get("started", 0) >= 2, body
+    assert started[0].labels["key"] == "tick" and started[0].labels["workflow"] == "task_clean_up_tasks"
+    lateness = families["schedules_runner_start_lateness_seconds"].samples
+    count = next(s.value for s in lateness if s.name.endswith("_count"))
+    assert count >= by_outcome["started"] - 1  # a start may land between the two reads of one scrape
+    assert "schedules_health_expected_runs" in families and families["schedules_health_up"].samples[0].value == 1.0

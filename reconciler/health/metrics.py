@@ -120,8 +120,13 @@ def exposition(report: HealthReport) -> str:
     return generate_latest(registry).decode()
 
 
-def serve(host: str, port: int, read: Callable[[], HealthReport]) -> tuple[WSGIServer, threading.Thread]:
-    """prometheus_client's HTTP server on (host, port), each scrape of /metrics a fresh report."""
-    registry = CollectorRegistry(auto_describe=False)
+def serve(
+    host: str, port: int, read: Callable[[], HealthReport], *, registry: CollectorRegistry | None = None
+) -> tuple[WSGIServer, threading.Thread]:
+    """prometheus_client's HTTP server on (host, port), each scrape of /metrics a fresh report.
+
+    With `registry` (e.g. `schedules run`'s counters), the report's gauges are served beside what it holds.
+    """
+    registry = registry or CollectorRegistry(auto_describe=False)
     registry.register(_ReportCollector(read))
     return start_http_server(port, addr=host, registry=registry)
