@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestrator_env import LATEST, Orchestrator, orchestrator_venv
+
 MOUNT = """
 from orchestrator.core.cli.main import app as core_cli
 from reconciler.cli import app as schedules_app
@@ -21,12 +23,14 @@ print(result.output)
 
 
 @pytest.mark.orchestrator
-def test_mounts_in_orchestrator_core_cli() -> None:
-    # In a subprocess: orchestrator-core reads its settings when imported.
+def test_mounts_in_orchestrator_core_cli(tmp_path: Path) -> None:
+    # With orchestrator-core's own python (its venv, the reconciler on PYTHONPATH): a project's main.py.
+    from tests.conftest import PG_ADMIN
+
     schedules = Path(__file__).resolve().parent.parent / "schedules.d"
     code = MOUNT.replace("SCHEDULES", repr(str(schedules)))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "EXIT 0" in out.stdout, out.stdout + out.stderr
+    out = Orchestrator(orchestrator_venv(LATEST), PG_ADMIN, tmp_path).python_code(code, check=False)
+    assert "EXIT 0" in out.stdout, out.output
     assert "5 schedule(s) in 1 file(s): 0 error(s)" in out.stdout
 
 

@@ -12,9 +12,6 @@ and leave decorator and unreadable rows alone; a second reconcile is a no-op.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -39,11 +36,11 @@ from reconciler.commands.load_initial import Result
 from reconciler.commands.validate import load_desired
 from reconciler.jobstate import build_job_row, load_job_state
 from reconciler.plan import Action
-from tests.conftest import create_scratch_pg, drop_scratch_pg, init_compatible
+from tests.conftest import init_compatible
+from tests.orchestrator_env import LATEST, Orchestrator, migrated_database, orchestrator_venv
 from tests.test_reconcile import jobs, links, reconcile, write_schedules
 
 REPO = Path(__file__).resolve().parent.parent
-SIDE = Path(__file__).resolve().with_name("orchestrator_side.py")
 
 INTERVAL_ID = "11111111-1111-4111-8111-111111111111"
 CRON_ID = "22222222-2222-4222-8222-222222222222"
@@ -428,43 +425,20 @@ def test_two_schedules_claiming_one_schedule_id_are_refused(db_url: str, tmp_pat
 # ------------------------------------------------------------------------ jobs written by orchestrator-core
 
 
-def side_env(db_url: str) -> dict[str, str]:
-    """orchestrator-core's settings for tests/orchestrator_side.py; its scheduler's host zone is Amsterdam."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    env.update(
-        DATABASE_URI=db_url,
-        CACHE_URI=os.environ.get("RECONCILER_TEST_REDIS", "redis://127.0.0.1:6379") + "/13",
-        EXECUTOR="threadpool",
-        TZ="Europe/Amsterdam",  # add_job gives a cron without a zone the scheduler's (tzlocal's) zone
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def orchestrator(env: dict[str, str], *args: str) -> Any:
-    proc = subprocess.run(
-        [sys.executable, str(SIDE), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert proc.returncode == 0, f"orchestrator_side {args[0]} exited {proc.returncode}:\n{proc.stderr[-4000:]}"
-    results = [line[len("RESULT ") :] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(results[-1]) if results else None
-
-
 @pytest.fixture
-def orchestrator_db() -> Iterator[str]:
-    url = create_scratch_pg()
-    try:
-        yield url
-    finally:
-        drop_scratch_pg(url)
+def orchestrator_db(tmp_path: Path) -> Iterator[Orchestrator]:
+    """A database migrated by the newest orchestrator-core; its scheduler's host zone is Amsterdam."""
+    # TZ: add_job gives a cron without a zone the scheduler's (tzlocal's) zone
+    venv = orchestrator_venv(LATEST)
+    with migrated_database(venv, tmp_path / "project", extra_env={"TZ": "Europe/Amsterdam"}) as side:
+        yield side
 
 
 @pytest.mark.postgres
 @pytest.mark.orchestrator
-def test_jobs_created_by_orchestrator_core_are_adopted(orchestrator_db: str, tmp_path: Path) -> None:
-    db = orchestrator_db
-    env = side_env(db)
-    orchestrator(env, "migrate")
+def test_jobs_created_by_orchestrator_core_are_adopted(orchestrator_db: Orchestrator, tmp_path: Path) -> None:
+    side = orchestrator_db
+    db = side.db_url
     run_date = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
     payloads = [
         {"name": "UI interval", "workflow_name": "task_clean_up_tasks", "trigger": "interval",
@@ -478,7 +452,7 @@ def test_jobs_created_by_orchestrator_core_are_adopted(orchestrator_db: str, tmp
     ]  # fmt: skip
     ids = []
     for payload in payloads:
-        ids.extend(orchestrator(env, "add-api-schedule", json.dumps(payload))["ids"])
+        ids.extend(side.run("add-api-schedule", json.dumps(payload)).result["ids"])
     assert len(ids) == len(payloads)
     url = db
     # The API's linker insert is a transaction of its own: lose one, as a failed insert would.
@@ -544,6 +518,6 @@ def test_jobs_created_by_orchestrator_core_are_adopted(orchestrator_db: str, tmp
             store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id.in_(["nightly-sync", "garbage"]))
         )
     engine.dispose()
-    seen = orchestrator(env, "inspect")
+    seen = side.run("inspect").result
     assert sorted(j["id"] for j in seen["jobs"]) == sorted(ids)
     assert sorted(e["id"] for e in seen["enriched"] if e["workflow_id"]) == sorted(ids)

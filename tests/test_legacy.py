@@ -13,8 +13,14 @@ trigger our YAML builds must match it in canonical form and in its next 10 fire 
 from __future__ import annotations
 
 import ast
+import base64
+import copy
+import functools
+import json
 import os
+import pickle
 import shutil
+import types
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,6 +40,7 @@ from reconciler import legacy, triggers, yaml_writer
 from reconciler.commands import load_initial, validate
 from reconciler.initial import CORE_INITIAL_SCHEDULES
 from reconciler.spec import KEY_PATTERN, ScheduleFile
+from tests.orchestrator_env import LATEST, Orchestrator, orchestrator_venv
 
 CORPUS = Path(__file__).parent / "legacy_corpus"
 SOURCES = CORPUS / "src"
@@ -122,7 +129,7 @@ def test_core_yaml_matches_the_expected_file(tmp_path: Path) -> None:
 
 @pytest.mark.orchestrator
 def test_core_schedules_are_orchestrator_cores_initial_schedules() -> None:
-    from orchestrator.core.cli.scheduler import INITIAL_SCHEDULES
+    INITIAL_SCHEDULES = core_side().run("initial-schedules").result["initial_schedules"]
 
     ours = [
         {k: v for k, v in s.as_schedule("UTC").items() if k not in ("key", "timezone")} for s in CORE_INITIAL_SCHEDULES
@@ -206,11 +213,48 @@ def _evaluate(node: ast.expr) -> Any:
     return eval(compile(ast.Expression(node), "<corpus>", "eval"), dict(_NAMES))
 
 
+def core_side() -> Orchestrator:
+    """The newest orchestrator-core release, in its own venv (no database needed for what is asked here)."""
+    from tests.conftest import PG_ADMIN
+
+    return Orchestrator(orchestrator_venv(LATEST), PG_ADMIN, CORPUS_PROJECT, extra_env={"TZ": "UTC"})
+
+
+CORPUS_PROJECT = Path(os.environ.get("TMPDIR", "/tmp")) / "reconciler-legacy-project"
+
+
+@functools.cache
+def _core_decorator_jobs() -> dict[str, Any]:
+    """What orchestrator-core's deprecated `@scheduler(...)` makes of every such decorator in the corpus.
+
+    One run of its own code (tests/orchestrator_side.py decorator-jobs), each on a UTC BackgroundScheduler;
+    the jobs come back as their trigger and options (APScheduler classes, which this venv has too).
+    """
+    calls = {}
+    for schedule in legacy.scan([SOURCES], now=NOW, display=_relative).schedules:
+        if not schedule.migrated:
+            continue
+        deco = _decorator(schedule)
+        if isinstance(deco.func, ast.Attribute) and deco.func.attr == "scheduled_job":
+            continue
+        calls[str(schedule.origin)] = {
+            "args": [_evaluate(a) for a in deco.args],  # plain strings and numbers: its signature takes no more
+            "kwargs": {k.arg: _evaluate(k.value) for k in deco.keywords if k.arg},
+            "function": schedule.origin.function,
+        }
+    made = core_side().run("decorator-jobs", json.dumps(list(calls.values()))).result["jobs"]
+    jobs = {}
+    for origin, blob in zip(calls, made, strict=True):
+        attrs = pickle.loads(base64.b64decode(blob))  # written by the test's own subprocess: trusted
+        jobs[origin] = types.SimpleNamespace(**attrs)
+    return jobs
+
+
 def _apscheduler_job(schedule: legacy.LegacySchedule) -> Any:
     """The job APScheduler (or orchestrator-core's deprecated decorator) itself makes of the decorator."""
-    from orchestrator.core.schedules.scheduling import scheduler as core_scheduler
-
     deco = _decorator(schedule)
+    if not (isinstance(deco.func, ast.Attribute) and deco.func.attr == "scheduled_job"):
+        return copy.deepcopy(_core_decorator_jobs()[str(schedule.origin)])
     args = [_evaluate(a) for a in deco.args]
     kwargs = {k.arg: _evaluate(k.value) for k in deco.keywords if k.arg}
     # The UTC scheduler stands in for the host zone our YAML replaces with `timezone: UTC`.
@@ -220,10 +264,7 @@ def _apscheduler_job(schedule: legacy.LegacySchedule) -> Any:
         raise AssertionError
 
     job_function.__name__ = schedule.origin.function
-    if isinstance(deco.func, ast.Attribute) and deco.func.attr == "scheduled_job":
-        sched.scheduled_job(*args, **kwargs)(job_function)
-    else:
-        core_scheduler(*args, scheduler=sched, **kwargs)(job_function)
+    sched.scheduled_job(*args, **kwargs)(job_function)
     (job,) = sched.get_jobs()
     return job
 
