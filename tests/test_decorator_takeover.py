@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from reconciler.commands import load_initial
 from reconciler.jobstate import ORCHESTRATOR_FUNC, load_job_state
 from reconciler.plan import Action, schedule_id_for
-from tests.conftest import create_scratch_pg, drop_scratch_pg, init_compatible
+from tests.conftest import init_compatible
 from tests.test_reconcile import jobs, links, reconcile
 
 LEGACY = """\
@@ -131,16 +131,14 @@ def test_a_decorator_row_that_comes_back_is_named_and_removed_again(sqlite_url: 
 @pytest.mark.postgres
 @pytest.mark.orchestrator
 def test_orchestrator_core_reads_the_job_that_took_over(tmp_path: Path) -> None:
-    from tests.test_orchestrator_compat import orchestrator, side_env
+    from tests.orchestrator_env import LATEST, migrated_database, orchestrator_venv
 
-    url = create_scratch_pg()
-    try:
-        env = side_env(url, tmp_path / "project")
-        orchestrator(env, "migrate")
+    with migrated_database(orchestrator_venv(LATEST), tmp_path / "project") as side:
+        url = side.db_url
         old_next_run = store_decorator_job(url)
         directory = migrate_legacy(tmp_path)
         assert reconcile(directory, url).exit_code == 0
-        inspected, _ = orchestrator(env, "inspect")
+        inspected = side.run("inspect").result
         new_id = schedule_id_for("default", "resume-workflows")
         assert [j["id"] for j in inspected["jobs"]] == [new_id]
         job = inspected["jobs"][0]
@@ -148,8 +146,6 @@ def test_orchestrator_core_reads_the_job_that_took_over(tmp_path: Path) -> None:
         assert job["next_run_column"] == old_next_run
         assert job["func_ref"] == ORCHESTRATOR_FUNC
         assert [e["id"] for e in inspected["enriched"]] == [new_id]  # linked: an API schedule to orchestrator-core
-    finally:
-        drop_scratch_pg(url)
 
 
 def test_schedules_import_offers_the_takeover_for_a_decorator_row(sqlite_url: str, tmp_path: Path) -> None:

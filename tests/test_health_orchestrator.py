@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from reconciler.commands.health import HealthOptions, collect
 from reconciler.health.core import HealthReport, Liveness, Problem, ScheduleHealth
 from tests.conftest import create_scratch_pg, drop_scratch_pg
+from tests.orchestrator_env import LATEST, Orchestrator, orchestrator_venv
 from tests.test_health import free_port, scrape
 
 pytestmark = [pytest.mark.postgres, pytest.mark.orchestrator]
@@ -43,16 +44,17 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def side_env(db_url: str, project: Path) -> dict[str, str]:
-    project.mkdir(parents=True, exist_ok=True)
-    (project / "en-GB.json").write_text(json.dumps({"workflow": {}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
-    env.update(DATABASE_URI=db_url, TRANSLATIONS_DIR=str(project), EXECUTOR="threadpool", PYTHONUNBUFFERED="1")
-    return env
+    """orchestrator-core 5.5.0's settings for its processes (tests/orchestrator_env.py: its own venv)."""
+    return Orchestrator(orchestrator_venv(LATEST), db_url, project).env
+
+
+def orchestrator_python() -> str:
+    return str(orchestrator_venv(LATEST).python)
 
 
 def side(script: Path, env: dict[str, str], *args: str) -> Any:
-    proc = subprocess.run([sys.executable, str(script), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=180)  # fmt: skip
+    proc = subprocess.run([orchestrator_python(), str(script), *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)  # fmt: skip
     output = ANSI.sub("", proc.stdout + proc.stderr)
     assert proc.returncode == 0, f"{script.name} {args[0]} exited {proc.returncode}:\n{output[-4000:]}"
     results = [line[len("RESULT ") :] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -360,8 +362,9 @@ def test_real_scheduler_run_then_stopped(tmp_path: Path) -> None:
     try:
         side(ORCHESTRATOR_SIDE, env, "migrate")
         with log_path.open("w") as log:
-            scheduler = subprocess.Popen([sys.executable, str(ORCHESTRATOR_SIDE), "scheduler", "run"], cwd=REPO,
-                                         env=env, stdout=log, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            scheduler = subprocess.Popen([orchestrator_python(), str(ORCHESTRATOR_SIDE), "scheduler", "run"],
+                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         text=True)  # fmt: skip
         wait_for(lambda: "Scheduler started" in read_log(), 90, read_log)
         directory = tmp_path / "schedules.d"
         directory.mkdir()

@@ -32,7 +32,8 @@ from reconciler import store
 from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import ReconcileOptions, run
 from reconciler.plan import PlanSettings, schedule_id_for
-from tests.conftest import create_scratch_pg, drop_scratch_pg, init_compatible
+from tests.conftest import init_compatible
+from tests.orchestrator_env import LATEST, Orchestrator, migrated_database, orchestrator_venv
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_DB = int(os.environ.get("RECONCILER_TEST_LIVE_REDIS_DB", "7"))
@@ -138,44 +139,32 @@ def changes_while_running(scenario: Scenario, tmp_path: Path) -> dict[str, float
 
 
 @pytest.fixture
-def orchestrator_db(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    from tests.test_orchestrator_compat import PROBE, TASK_DESCRIPTIONS, orchestrator, side_env, workflows
+def orchestrator_db(tmp_path: Path) -> Iterator[Orchestrator]:
+    """orchestrator-core 5.5.0 (its own venv) on a database its migrations made, with the probe task."""
+    from tests.test_orchestrator_compat import PROBE, TASK_DESCRIPTIONS, workflows
 
-    url = create_scratch_pg()
-    try:
-        env = side_env(url, tmp_path / "project")
-        env["CACHE_URI"] = REDIS_URL
-        orchestrator(env, "migrate")
-        if PROBE not in workflows(url):
-            orchestrator(env, "register-tasks", json.dumps({PROBE: TASK_DESCRIPTIONS[PROBE]}))
-        yield url, env
-    finally:
-        drop_scratch_pg(url)
+    with migrated_database(orchestrator_venv(LATEST), tmp_path / "project", redis_url=REDIS_URL) as side:
+        if PROBE not in workflows(side.db_url):
+            side.run("register-tasks", json.dumps({PROBE: TASK_DESCRIPTIONS[PROBE]}))
+        yield side
 
 
 @pytest.mark.postgres
 @pytest.mark.orchestrator
 @pytest.mark.slow
 def test_changes_while_orchestrator_core_runs_them(
-    orchestrator_db: tuple[str, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    orchestrator_db: Orchestrator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.test_orchestrator_compat import PROBE, SIDE, processes
+    from tests.test_orchestrator_compat import PROBE, processes
 
-    url, env = orchestrator_db
+    url = orchestrator_db.db_url
     queue = redis.Redis.from_url(REDIS_URL)
     queue.flushdb()  # no wake-up left over from another run may reach this scheduler
     queue.close()
     v1 = [spec("three", 3, "three", PROBE), spec("del", 1, "del", PROBE), spec("ren-old", 1, "ren", PROBE)]
     log_path = tmp_path / "scheduler.log"
     with log_path.open("w") as sink:
-        scheduler = subprocess.Popen(
-            [sys.executable, str(SIDE), "scheduler", "run"],
-            cwd=REPO,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        scheduler = orchestrator_db.popen(["scheduler", "run"], sink)
 
     def read_log() -> str:
         return ANSI.sub("", log_path.read_text())
@@ -190,13 +179,7 @@ def test_changes_while_orchestrator_core_runs_them(
         scenario = Scenario(url, PROBE, runs, read_log, lambda: scheduler.poll() is None, REDIS_URL)
         took = changes_while_running(scenario, tmp_path)
     finally:
-        if scheduler.poll() is None:
-            scheduler.send_signal(signal.SIGTERM)
-            try:
-                scheduler.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                scheduler.kill()
-                scheduler.wait()
+        Orchestrator.stop(scheduler)
     assert re.search(r'Job ".*" executed successfully', read_log())
     with capsys.disabled():
         print(f"\n  orchestrator-core scheduler run: {', '.join(f'{k} {v:.2f}s' for k, v in took.items())}")
