@@ -60,6 +60,16 @@ NamespaceOption = Annotated[
         help="Owner namespace: new ids are uuid5(namespace, key); two repos must use different ones.",
     ),
 ]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        envvar="RECONCILER_SOURCE",
+        help="Who applies (recorded per schedule in the ledger); default: <git remote or repository root>:<dir>, "
+        "outside git the directory's absolute path.",
+        show_default=False,
+    ),
+]
 FollowOutsideOption = Annotated[
     bool,
     typer.Option(
@@ -174,6 +184,15 @@ def reconcile(
         ),
     ] = False,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    source: SourceOption = None,
+    adopt_from: Annotated[
+        str | None,
+        typer.Option(
+            "--adopt-from",
+            help="Take over the schedules another source owns in this namespace (the plan shows each as adopt).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> CommandResult:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
     from reconciler import store
@@ -203,6 +222,8 @@ def reconcile(
             func=func or ORCHESTRATOR_FUNC,
             max_deletes=max_deletes,
             allow_empty=allow_empty,
+            source=source,
+            adopt_from=adopt_from,
         ),
         apply=ApplySettings(guard_seconds=guard_seconds, lock_timeout=lock_timeout, redis_url=redis),
         color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,

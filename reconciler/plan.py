@@ -59,6 +59,10 @@ class PlanSettings:
     func: str = ORCHESTRATOR_FUNC
     max_deletes: int = 10
     allow_empty: bool = False
+    # Who applies: `<git remote or repository root>:<schedules directory>`, or `--source`. A plan never
+    # changes what another source's ledger entries hold, unless `adopt_from` names that source.
+    source: str | None = None
+    adopt_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class Change:
     completed: bool = False  # a fired date schedule: its row is gone by design
     name: str | None = None  # the resolved job name
     spec_hash: str | None = None  # digest of the desired spec, as the ledger records it
+    owner: str | None = None  # the source whose ledger entry this is (None: unrecorded, or new)
+    new_owner: str | None = None  # the source the entry names after the apply (None: no entry, or no source)
     replaces_job_id: str | None = None  # a legacy decorator's row deleted in the same transaction
     inherit_next_run: datetime | None = None  # that row's next run, kept by the new row (same trigger meaning)
 
@@ -324,12 +330,19 @@ def _same_spec(a: LedgerEntry, b: LedgerEntry) -> bool:
 
 
 def _same_entry(a: LedgerEntry, b: LedgerEntry) -> bool:
-    return _same_spec(a, b) and (a.row_hash, a.source_path, a.source_line, a.schedule_id) == (
+    return _same_spec(a, b) and (a.row_hash, a.source_path, a.source_line, a.schedule_id, a.source) == (
         b.row_hash,
         b.source_path,
         b.source_line,
         b.schedule_id,
+        b.source,
     )
+
+
+def source_parts(source: str) -> tuple[str, str]:
+    """(repository, directory) of a source name `<repository>:<directory>` (a `--source` name: (name, ""))."""
+    repository, sep, directory = source.rpartition(":")
+    return (repository, directory) if sep and "/" not in directory[:1] else (source, "")
 
 
 class _Planner:
@@ -364,7 +377,54 @@ class _Planner:
         change = self._plan_desired(desired, renamed_from)
         if desired.replaces_job_id and desired.replaces_job_id != change.schedule_id:
             change = self._take_over(change, desired)
+        change = replace(change, new_owner=self.settings.source)
+        return self._owned(change, self.ledger.get(desired.key) or renamed_from)
+
+    def _owned(self, change: Change, entry: LedgerEntry | None) -> Change:
+        """Label a change with the source that owns its entry; `--adopt-from` moves it to ours (`< adopt`)."""
+        if entry is None or entry.source is None:
+            return change
+        change = replace(change, owner=entry.source)
+        ours = self.settings.source
+        if entry.source != ours and entry.source == self.settings.adopt_from and change.action is not Action.DELETE:
+            moved = FieldChange("owner", entry.source, ours)
+            return replace(
+                change,
+                action=Action.ADOPT if change.action is Action.NOOP else change.action,
+                fields=(*change.fields, moved),
+            )
         return change
+
+    def ownership_errors(self, changes: Sequence[Change]) -> None:
+        """Refuse a plan that would change or delete what another source owns, with the ways out."""
+        ours = self.settings.source
+        touched: dict[str, list[str]] = {}
+        for change in changes:
+            owner = change.owner
+            if owner is None or owner == ours or owner == self.settings.adopt_from:
+                continue
+            if change.touches_database or change.ledger is not LedgerRecord.KEEP:
+                touched.setdefault(owner, []).append(change.key)
+        for owner, keys in sorted(touched.items()):
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            message = (
+                f"{len(keys)} schedule(s) in namespace '{self.settings.namespace}' are owned by {owner} ({shown}); "
+                f"this plan would change or delete them. Use a namespace of your own (--namespace NAME), "
+                f"or take them over in one apply with --adopt-from '{owner}'"
+            )
+            if ours is not None:
+                (their_repo, their_dir), (our_repo, our_dir) = source_parts(owner), source_parts(ours)
+                if their_repo == our_repo and their_dir != our_dir:
+                    message += (
+                        f". The schedules directory moved from {their_dir} to {our_dir} in {our_repo}? "
+                        f"Then run this command again with --adopt-from '{owner}'"
+                    )
+            self.errors.append(message)
+        unrecorded = sum(1 for c in changes if c.owner is None and c.key in self.ledger and ours is not None)
+        if unrecorded and any(e.source is None for e in self.ledger.values()):
+            self.warnings.append(
+                f"{unrecorded} schedule(s) recorded before sources were tracked: adopted by {ours} with this apply"
+            )
 
     def _take_over(self, change: Change, desired: DesiredSchedule) -> Change:
         """`replaces:` — the legacy decorator's row goes in the same transaction, so one job remains.
@@ -452,6 +512,7 @@ class _Planner:
             protect=desired.protect,
             source_path=desired.source.path if desired.source else None,
             source_line=desired.source.line if desired.source else None,
+            source=self.settings.source,
         )
         record = LedgerRecord.APPLIED
         if change.action is Action.NOOP and entry is not None:
@@ -684,6 +745,9 @@ class _Planner:
 
     # -- ledger entries that are no longer declared ---------------------------------------------------
     def plan_removed(self, entry: LedgerEntry) -> Change:
+        return self._owned(self._plan_removed(entry), entry)
+
+    def _plan_removed(self, entry: LedgerEntry) -> Change:
         live = self.jobs.get(entry.schedule_id)
         self.claimed.add(entry.schedule_id)
         before = None
@@ -770,6 +834,7 @@ def compute_plan(
         if key not in declared and key not in rename_sources:
             changes.append(planner.plan_removed(planner.ledger[key]))
     changes.sort(key=lambda c: c.key)
+    planner.ownership_errors(changes)
 
     deletes = sum(1 for c in changes if c.action is Action.DELETE)
     if not desired and planner.ledger and not settings.allow_empty:

@@ -87,6 +87,8 @@ def saved_plan_text(
         "func": settings.func,
         "max_deletes": settings.max_deletes,
         "allow_empty": settings.allow_empty,
+        "source": settings.source,
+        "adopt_from": settings.adopt_from,
     }
     body["desired"] = [
         {**as_plain(d), "source": [d.source.path, d.source.line, d.source.column] if d.source else None}

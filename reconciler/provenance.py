@@ -89,6 +89,40 @@ class SourceRepo:
             return Path(path).as_posix()
 
 
+def normalized_remote(url: str) -> str:
+    """A remote URL as an owner name: host/path, without scheme, credentials, port-less `git@` form or `.git`.
+
+    `git@github.com:org/repo.git`, `https://user:token@github.com/org/repo` and `ssh://git@github.com/org/repo`
+    are all `github.com/org/repo`, so clones over different protocols are one source.
+    """
+    text = url.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+        text = text.rsplit("@", 1)[-1] if "@" in text.split("/", 1)[0] else text
+    elif "@" in text.split("/", 1)[0] and ":" in text:  # scp-like: git@host:org/repo
+        host, _, path = text.rsplit("@", 1)[-1].partition(":")
+        text = f"{host}/{path}"
+    host, _, path = text.partition("/")
+    path = path.rstrip("/").removesuffix(".git")
+    return f"{host.lower()}/{path}" if path else host.lower()
+
+
+def source_name(repo: SourceRepo) -> str:
+    """Who applies from this directory: `<remote (origin first) or repository root>:<directory>`.
+
+    The ledger records it per schedule, so a second repository (or directory) writing the same namespace
+    is refused instead of deleting the first one's schedules. One `git config` process.
+    """
+    code, out = repo.git("config", "--get-regexp", r"^remote\..*\.url$", ok_codes=(0, 1))
+    remotes: dict[str, str] = {}
+    for line in _text(out).splitlines() if code == 0 else []:
+        name, _, url = line.partition(" ")
+        remotes[name.removeprefix("remote.").removesuffix(".url")] = url
+    chosen = remotes.get("origin") or (remotes[sorted(remotes)[0]] if remotes else None)
+    where = normalized_remote(chosen) if chosen else repo.root.as_posix()
+    return f"{where}:{repo.directory}"
+
+
 def _inside_a_repository(directory: Path) -> bool:
     """Whether git could find a repository from `directory`: a `.git` (directory, or file for worktrees and
     submodules) in it or above it, or GIT_DIR set. False spares a process for every directory outside git."""

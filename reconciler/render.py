@@ -116,7 +116,8 @@ def render_text(
         out.append(f"Planning namespace '{plan.namespace}' against {target}")
         out.append("")
     for change in plan.changes:
-        if change.action is Action.NOOP and not change.warnings and not verbose:
+        foreign = change.owner is not None and change.owner != change.new_owner
+        if change.action is Action.NOOP and not change.warnings and not verbose and not foreign:
             continue
         label = change.action.value if not change.completed else "completed"
         head = f"{_SYMBOL[change.action]} {label:<8} {change.key}"
@@ -124,6 +125,8 @@ def render_text(
             head += f" (was {change.previous_key})"
         if change.source:
             head += f"   [{change.source}]"
+        if change.owner and change.owner != change.new_owner:
+            head += f"   (owned by {change.owner})"
         note = mark(change) if mark and change.touches_database else ""
         if note:
             head += f"   ({note})"
@@ -172,6 +175,8 @@ def plan_as_dict(plan: Plan) -> dict[str, Any]:
                 "source": c.source,
                 "previous_key": c.previous_key,
                 "replaces_job_id": c.replaces_job_id,
+                "owner": c.owner,
+                "new_owner": c.new_owner,
             }
             for c in plan.changes
         ],

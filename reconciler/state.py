@@ -78,6 +78,9 @@ class LedgerEntry:
     applied_commit: str | None = None
     applied_author: str | None = None
     applied_at: datetime | None = None
+    # The source that applied it: `<git remote or repository root>:<schedules directory>`, or `--source`.
+    # None: recorded before sources were tracked (the first source to apply it adopts it).
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ ledger = Table(
     Column("applied_commit", String(64), nullable=True),
     Column("applied_author", String, nullable=True),
     Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("source", String, nullable=True),  # migration 0003: the source that applied the entry
     PrimaryKeyConstraint("namespace", "key", name="pk_reconciler_ledger"),
     UniqueConstraint("schedule_id", name="uq_reconciler_ledger_schedule_id"),
 )
@@ -477,20 +478,27 @@ def read_ledger(conn: Connection) -> list[LedgerEntry]:
     return _ledger_entries(conn) if ledger_exists(conn) else []
 
 
+def ledger_has_source(conn: Connection) -> bool:
+    """Whether the ledger has its `source` column (migration 0003); a dry run never migrates, so it may not."""
+    return any(c["name"] == "source" for c in inspect(conn).get_columns(LEDGER_TABLE))
+
+
 def _ledger_entries(conn: Connection) -> list[LedgerEntry]:
     columns = (
         "namespace, key, schedule_id, workflow_name, spec_hash, row_hash, enabled, protect, "
-        "source_path, source_line, applied_commit, applied_author, applied_at"
-    )
+        "source_path, source_line, applied_commit, applied_author, applied_at, "
+    ) + ("source" if ledger_has_source(conn) else "NULL")
     rows = _fetch_all(conn, f"SELECT {columns} FROM {LEDGER_TABLE}")
     if conn.dialect.name == "postgresql":  # booleans and timestamps arrive typed
         return [LedgerEntry(*row) for row in rows]
     entries = []
     for row in rows:  # SQLite hands back 0/1 and text
-        ns, key, sid, wf, spec, rh, enabled, protect, path, line, commit, author, at = row
+        ns, key, sid, wf, spec, rh, enabled, protect, path, line, commit, author, at, source = row
         at = datetime.fromisoformat(at) if isinstance(at, str) else at
         entries.append(
-            LedgerEntry(ns, key, sid, wf, spec, rh, bool(enabled), bool(protect), path, line, commit, author, at)
+            LedgerEntry(
+                ns, key, sid, wf, spec, rh, bool(enabled), bool(protect), path, line, commit, author, at, source
+            )
         )
     return entries
 
@@ -636,7 +644,7 @@ def write_ledger(conn: Connection, entries: Sequence[LedgerEntry], remove: Itera
     now = datetime.now(UTC)
     columns = (
         "namespace", "key", "schedule_id", "workflow_name", "spec_hash", "row_hash", "enabled", "protect",
-        "source_path", "source_line", "applied_commit", "applied_author", "applied_at",
+        "source_path", "source_line", "applied_commit", "applied_author", "applied_at", "source",
     )  # fmt: skip
     _bulk_insert(
         conn,
@@ -657,6 +665,7 @@ def write_ledger(conn: Connection, entries: Sequence[LedgerEntry], remove: Itera
                 e.applied_commit,
                 e.applied_author,
                 e.applied_at or now,
+                e.source,
             )
             for e in entries
         ],

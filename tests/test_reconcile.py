@@ -46,7 +46,9 @@ def write_schedules(directory: Path, *specs: str, name: str = "main.yaml") -> No
 
 
 def reconcile(directory: Path, db: str, **kw: Any) -> Outcome:
-    settings = PlanSettings(**{k: kw.pop(k) for k in ("max_deletes", "allow_empty", "namespace") if k in kw})
+    settings = PlanSettings(
+        **{k: kw.pop(k) for k in ("max_deletes", "allow_empty", "namespace", "source", "adopt_from") if k in kw}
+    )
     apply_kw = {k: kw.pop(k) for k in ("guard_seconds", "lock_timeout", "redis_url") if k in kw}
     opts = ReconcileOptions(directory=directory, db_url=db, settings=settings, apply=ApplySettings(**apply_kw), **kw)
     return run(opts)

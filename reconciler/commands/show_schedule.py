@@ -57,6 +57,7 @@ class ScheduleLine:
     drift: str
     detail: str | None = None
     applied: str = ""  # where a managed schedule came from: path:line @ commit by author
+    owner: str | None = None  # the source that applied it (ledger), e.g. github.com/org/repo:schedules.d
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -120,6 +121,7 @@ def collect(
         if job.state is None:
             lines.append(
                 ScheduleLine(
+                    owner=entry.source if entry else None,
                     id=job.id,
                     key=entry.key if entry else None,
                     namespace=entry.namespace if entry else None,
@@ -140,6 +142,7 @@ def collect(
         pickled: datetime | None = state.get("next_run_time")  # in the trigger's own zone
         lines.append(
             ScheduleLine(
+                owner=entry.source if entry else None,
                 id=job.id,
                 key=entry.key if entry else None,
                 namespace=entry.namespace if entry else None,
@@ -162,6 +165,7 @@ def collect(
             continue  # a fired date schedule: gone by design
         lines.append(
             ScheduleLine(
+                owner=entry.source,
                 id=entry.schedule_id,
                 key=entry.key,
                 namespace=entry.namespace,
@@ -202,11 +206,14 @@ def _columns(line: ScheduleLine) -> list[str]:
         line.source,
         line.drift,
         _EMAIL.sub("", line.applied),  # the table keeps the author's name; JSON has the full author
+        line.owner or "",
     ]
 
 
 _EMAIL = re.compile(r"\s*<[^>]*>")
-HEADERS = ["key", "name", "workflow", "trigger", "next run (local)", "next run (UTC)", "source", "drift", "applied"]
+HEADERS = [
+    "key", "name", "workflow", "trigger", "next run (local)", "next run (UTC)", "source", "drift", "applied", "owner",
+]  # fmt: skip
 
 
 def render_text(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:

@@ -1,0 +1,203 @@
+"""Only what this source declares: a plan never changes or deletes what another source owns.
+
+Before, every source got namespace `default`, so `reconcile teamB/` on a database where `teamA/` had
+applied five schedules planned "1 to create, 5 to delete" and applied it. Now the ledger records, per
+schedule, the source that applied it (git remote + directory, else `--source`, else the directory's
+path); a plan that would touch another source's schedules is refused, database unchanged, with the two
+ways out: a namespace of one's own, or `--adopt-from` that moves ownership in one apply.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from git import Repo
+from sqlalchemy import text
+
+from reconciler import store
+from reconciler.plan import Action
+from reconciler.provenance import normalized_remote
+from tests.test_gitops import commit_all, ledger, make_repo
+from tests.test_reconcile import jobs, reconcile, schedule, write_schedules
+
+
+def team(directory: Path, prefix: str, count: int) -> Path:
+    write_schedules(directory, *(schedule(f"{prefix}-{i}", trigger_kwargs={"hours": i}) for i in range(1, count + 1)))
+    return directory
+
+
+def database(db: str) -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+    """Every job row and every ledger entry (key → schedule id, source): what 'unchanged' is checked on."""
+    return jobs(db), {k: (e.schedule_id, e.source) for k, e in ledger(db).items()}
+
+
+def test_a_second_directory_is_refused_and_changes_nothing(db_url: str, tmp_path: Path) -> None:
+    team_a = team(tmp_path / "teamA", "team-a", 5)
+    team_b = team(tmp_path / "teamB", "team-b", 1)
+    assert reconcile(team_a, db_url).exit_code == 0
+    before = database(db_url)
+    assert {source for _, source in before[1].values()} == {team_a.resolve().as_posix()}
+
+    refused = reconcile(team_b, db_url)
+    assert refused.exit_code == 1
+    message = "\n".join(refused.err)
+    assert f"5 schedule(s) in namespace 'default' are owned by {team_a.resolve().as_posix()}" in message
+    assert "--namespace NAME" in message
+    assert f"--adopt-from '{team_a.resolve().as_posix()}'" in message
+    assert database(db_url) == before
+
+    dry = reconcile(team_b, db_url, dry_run=True)
+    assert dry.exit_code == 1
+    assert f"(owned by {team_a.resolve().as_posix()})" in "\n".join(dry.out)
+
+
+def test_with_a_namespace_of_its_own_both_coexist(db_url: str, tmp_path: Path) -> None:
+    team_a = team(tmp_path / "teamA", "team-a", 5)
+    team_b = team(tmp_path / "teamB", "team-b", 1)
+    assert reconcile(team_a, db_url).exit_code == 0
+    rows_a = jobs(db_url)
+    assert reconcile(team_b, db_url, namespace="team-b").exit_code == 0
+    rows = jobs(db_url)
+    assert len(rows) == 6
+    assert {k: v for k, v in rows.items() if k in rows_a} == rows_a  # team A's rows untouched
+    assert reconcile(team_a, db_url, dry_run=True, detailed_exitcode=True).exit_code == 0
+    assert reconcile(team_b, db_url, namespace="team-b", dry_run=True, detailed_exitcode=True).exit_code == 0
+
+
+def test_adopt_from_moves_ownership_in_one_apply(db_url: str, tmp_path: Path) -> None:
+    old = team(tmp_path / "teamA", "team-a", 3)
+    assert reconcile(old, db_url).exit_code == 0
+    rows = jobs(db_url)
+    moved = tmp_path / "moved"
+    old.rename(moved)
+
+    assert reconcile(moved, db_url).exit_code == 1  # still the old directory's schedules
+    adopted = reconcile(moved, db_url, adopt_from=old.resolve().as_posix())
+    assert adopted.exit_code == 0, adopted.err
+    assert adopted.plan is not None
+    assert [(c.key, c.action) for c in adopted.plan.pending] == [(f"team-a-{i}", Action.ADOPT) for i in (1, 2, 3)]
+    assert "< adopt" in "\n".join(adopted.out)
+    assert jobs(db_url) == rows  # the rows themselves (ids, next runs, bytes) are untouched
+    assert {e.source for e in ledger(db_url).values()} == {moved.resolve().as_posix()}
+    assert reconcile(moved, db_url, dry_run=True, detailed_exitcode=True).exit_code == 0
+
+
+def test_adopt_from_takes_over_another_directorys_schedules(sqlite_url: str, tmp_path: Path) -> None:
+    team_a = team(tmp_path / "teamA", "team-a", 5)
+    team_b = team(tmp_path / "teamB", "team-b", 1)
+    assert reconcile(team_a, sqlite_url).exit_code == 0
+    taken = reconcile(team_b, sqlite_url, adopt_from=team_a.resolve().as_posix(), max_deletes=5)
+    assert taken.exit_code == 0, taken.err
+    assert {k: s for k, (_, s) in database(sqlite_url)[1].items()} == {"team-b-1": team_b.resolve().as_posix()}
+
+
+def _git_repo(path: Path, remote: str) -> Repo:
+    repo = make_repo(path)
+    repo.git.remote("add", "origin", remote)
+    team(path / "schedules.d", "ops", 2)
+    commit_all(repo, "schedules")
+    return repo
+
+
+def test_in_git_the_source_is_remote_and_directory_and_a_moved_directory_is_named(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    repo = _git_repo(tmp_path / "repo", "git@github.com:org/ops-schedules.git")
+    root = Path(str(repo.working_tree_dir))
+    assert reconcile(root / "schedules.d", sqlite_url).exit_code == 0
+    assert {e.source for e in ledger(sqlite_url).values()} == {"github.com/org/ops-schedules:schedules.d"}
+
+    repo.git.mv("schedules.d", "schedules")
+    commit_all(repo, "move the schedules")
+    refused = reconcile(root / "schedules", sqlite_url)
+    assert refused.exit_code == 1
+    message = "\n".join(refused.err)
+    assert "owned by github.com/org/ops-schedules:schedules.d" in message
+    assert (
+        "The schedules directory moved from schedules.d to schedules in github.com/org/ops-schedules? "
+        "Then run this command again with --adopt-from 'github.com/org/ops-schedules:schedules.d'"
+    ) in message
+    moved = reconcile(root / "schedules", sqlite_url, adopt_from="github.com/org/ops-schedules:schedules.d")
+    assert moved.exit_code == 0, moved.err
+    assert {e.source for e in ledger(sqlite_url).values()} == {"github.com/org/ops-schedules:schedules"}
+
+
+def test_an_explicit_source_names_the_owner(sqlite_url: str, tmp_path: Path) -> None:
+    d = team(tmp_path / "anywhere", "ops", 1)
+    assert reconcile(d, sqlite_url, source="ops-team").exit_code == 0
+    assert {e.source for e in ledger(sqlite_url).values()} == {"ops-team"}
+    copy = team(tmp_path / "elsewhere", "ops", 1)  # the same files from another checkout path
+    assert reconcile(copy, sqlite_url, source="ops-team", dry_run=True, detailed_exitcode=True).exit_code == 0
+    assert reconcile(copy, sqlite_url, dry_run=True).exit_code == 1  # without it, another source
+
+
+def test_entries_without_a_source_are_adopted_once(db_url: str, tmp_path: Path) -> None:
+    d = team(tmp_path / "teamA", "team-a", 2)
+    assert reconcile(d, db_url).exit_code == 0
+    engine = store.connect(db_url)
+    with store.write_transaction(engine) as conn:  # a ledger written before sources were tracked
+        conn.execute(text("UPDATE reconciler_ledger SET source = NULL"))
+    engine.dispose()
+    rows = jobs(db_url)
+    plan = reconcile(d, db_url, dry_run=True)
+    assert plan.exit_code == 0
+    notes = [w for w in plan.plan.warnings if "recorded before sources were tracked" in w] if plan.plan else []
+    assert notes == [
+        f"2 schedule(s) recorded before sources were tracked: adopted by {d.resolve().as_posix()} with this apply"
+    ]
+    assert reconcile(d, db_url).exit_code == 0
+    assert jobs(db_url) == rows
+    assert {e.source for e in ledger(db_url).values()} == {d.resolve().as_posix()}
+    again = reconcile(d, db_url, dry_run=True)
+    assert again.plan is not None and not any("before sources" in w for w in again.plan.warnings)
+
+
+def test_json_plan_and_show_schedule_show_the_owner(sqlite_url: str, tmp_path: Path) -> None:
+    from reconciler.commands.show_schedule import run_show_schedule
+
+    d = team(tmp_path / "teamA", "team-a", 1)
+    created = reconcile(d, sqlite_url, dry_run=True, fmt="json")
+    change = json.loads(created.out[0])["changes"][0]
+    assert (change["owner"], change["new_owner"]) == (None, d.resolve().as_posix())
+    assert reconcile(d, sqlite_url).exit_code == 0
+    shown = run_show_schedule(db_url=sqlite_url, fmt="json", directory=None)
+    body = json.loads(shown.out[0])
+    assert [j["owner"] for j in body["jobs"]] == [d.resolve().as_posix()]
+
+
+def test_a_ledger_from_before_the_migration_plans_and_then_migrates(sqlite_url: str, tmp_path: Path) -> None:
+    from alembic import command
+
+    from reconciler.migrate import _config
+
+    d = team(tmp_path / "teamA", "team-a", 1)
+    engine = store.connect(sqlite_url)
+    with store.write_transaction(engine) as conn:
+        store.create_compatible_tables(conn)
+        command.upgrade(_config(conn), "0002_runner_lease")  # the ledger as the previous release left it
+        assert not store.ledger_has_source(conn)
+    engine.dispose()
+    assert reconcile(d, sqlite_url, dry_run=True).exit_code == 0  # read-only: no migration, source read as NULL
+    assert reconcile(d, sqlite_url).exit_code == 0
+    engine = store.connect(sqlite_url)
+    with engine.connect() as conn:
+        assert store.ledger_has_source(conn)
+    engine.dispose()
+    assert {e.source for e in ledger(sqlite_url).values()} == {d.resolve().as_posix()}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "git@github.com:org/repo.git",
+        "https://github.com/org/repo.git",
+        "https://user:token@github.com/org/repo",
+        "ssh://git@github.com/org/repo.git",
+        "https://GitHub.com/org/repo/",
+    ],
+)
+def test_remote_urls_name_one_source(url: str) -> None:
+    assert normalized_remote(url) == "github.com/org/repo"
