@@ -398,6 +398,8 @@ class _Planner:
     def ownership_errors(self, changes: Sequence[Change]) -> None:
         """Refuse a plan that would change or delete what another source owns, with the ways out."""
         ours = self.settings.source
+        if ours is None:
+            return  # a caller that names no source (a library call) plans as before ownership was recorded
         touched: dict[str, list[str]] = {}
         for change in changes:
             owner = change.owner
@@ -512,7 +514,8 @@ class _Planner:
             protect=desired.protect,
             source_path=desired.source.path if desired.source else None,
             source_line=desired.source.line if desired.source else None,
-            source=self.settings.source,
+            # Without a source (a library caller), an entry keeps the owner it has.
+            source=self.settings.source or (entry.source if entry is not None else None),
         )
         record = LedgerRecord.APPLIED
         if change.action is Action.NOOP and entry is not None:

@@ -123,6 +123,12 @@ def source_name(repo: SourceRepo) -> str:
     return f"{where}:{repo.directory}"
 
 
+def owner_source(directory: Path, repo: SourceRepo | None) -> str:
+    """The source a plan for `directory` applies as, when `--source` does not name one: the repository's
+    remote and directory (`source_name`), outside git the directory's absolute path."""
+    return source_name(repo) if repo is not None else directory.resolve().as_posix()
+
+
 def _inside_a_repository(directory: Path) -> bool:
     """Whether git could find a repository from `directory`: a `.git` (directory, or file for worktrees and
     submodules) in it or above it, or GIT_DIR set. False spares a process for every directory outside git."""

@@ -239,8 +239,9 @@ def test_outside_git_there_is_no_provenance_and_no_dirty_check(sqlite_url: str, 
 def test_git_is_asked_only_what_a_command_records(
     sqlite_url: str, repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No git process outside a repository, one `rev-parse` for a dry run, and the author and the dirty
-    check only for what records them (an apply, a saved plan)."""
+    """No git process outside a repository, one `rev-parse` and one `config` (the remote, which names the
+    source that owns the schedules) for a dry run, and the author and the dirty check only for what records
+    them (an apply, a saved plan)."""
     asked: list[str] = []
     real = provenance.run_git
 
@@ -255,10 +256,10 @@ def test_git_is_asked_only_what_a_command_records(
     assert asked == []
     d = schedules_dir(repo)
     assert reconcile(d, sqlite_url, dry_run=True).exit_code == 0
-    assert asked == ["rev-parse"]
+    assert asked == ["rev-parse", "config"]
     asked.clear()
     assert reconcile(d, sqlite_url).exit_code == 0
-    assert sorted(asked) == ["log", "rev-parse", "status"]
+    assert sorted(asked) == ["config", "log", "rev-parse", "status"]
     assert ledger(sqlite_url)["alpha"].applied_author == JANE
 
 

@@ -159,9 +159,7 @@ def run(options: ReconcileOptions) -> Outcome:
                 return Outcome(1, err=[format_problems(problems, "text"), "error: validation failed; nothing planned"])
             source, desired, git = _git_context(options, loaded.schedules)
             if settings.source is None:
-                # Outside git and without --source, the directory itself names the source.
-                named = provenance.source_name(source) if source is not None else options.directory.resolve().as_posix()
-                settings = replace(settings, source=named)
+                settings = replace(settings, source=provenance.owner_source(options.directory, source))
             warnings = [p for p in loaded.problems if not p.is_error]
     except provenance.GitError as exc:
         return Outcome(1, err=[f"error: {exc}"])

@@ -17,7 +17,7 @@ the database is not "ahead"); 2 HEAD is ahead (changes not yet applied) or the d
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,6 +154,8 @@ def collect(directory: Path, db_url: str, settings: PlanSettings) -> StatusRepor
         return report
     source = provenance.find_repo(directory)
     desired = loaded.schedules if source is None else provenance.with_repo_sources(loaded.schedules, source)
+    if settings.source is None:
+        settings = replace(settings, source=provenance.owner_source(directory, source))
     engine = store.connect(db_url, read_only=True)
     try:
         with engine.connect() as conn, conn.begin():
