@@ -417,6 +417,7 @@ def scrape(url: str, deadline: float) -> str:
             time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_serve_metrics_over_http(embedded_db: str) -> None:
     port = free_port()
     server = subprocess.Popen(
@@ -461,6 +462,7 @@ def test_soft_deleted_workflow_and_unreadable_row_are_problems() -> None:
     assert "d: workflow 'task_b' is soft-deleted" in text and "u: unreadable row: cannot unpickle" in text
 
 
+@pytest.mark.slow
 def test_runner_metrics_count_starts_and_lateness(tmp_path: Path) -> None:
     """`schedules run --metrics`: its start counter and lateness histogram, beside health's gauges, over HTTP."""
     directory = tmp_path / "schedules.d"
