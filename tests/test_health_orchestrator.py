@@ -1,14 +1,15 @@
 """`schedules health` on a real orchestrator-core 5.5.0 database: its migrations, its schedules, its processes.
 
 One scratch PostgreSQL database for the module, migrated by orchestrator-core's own migrations
-(tests/orchestrator_side.py). orchestrator-core writes everything health reads: API schedules through the
+(tests/orchestrator_side.py through tests/orchestrator_env.py, in that release's own venv). orchestrator-core
+writes everything health reads: API schedules through the
 code its scheduler runs for POST /api/schedules, `processes` rows through its own ProcessTable model, the
 engine pause through `marshall_processes`, a fired `date` job's removal through its scheduler store
 (tests/health_side.py). The reconciler only applies one `date` schedule. Then `health` judges, at an
 injected `now` (so no fire slips into the window while the test runs) and through the CLI.
 
-All interval schedules fire at T+5m, T-5m, ... (T is the module's start), so a run of the CLI within five
-minutes of T sees the same fires as the injected `now` of T+2m.
+All interval schedules fire at ..., T-5m, T+5m (T is the fixture's start); the command-line tests pass
+`--until` T+2m, the `now` injected elsewhere, so however long the module takes every test sees one window.
 """
 
 from __future__ import annotations
@@ -31,33 +32,22 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.commands.health import HealthOptions, collect
 from reconciler.health.core import HealthReport, Liveness, Problem, ScheduleHealth
-from tests.conftest import create_scratch_pg, drop_scratch_pg
-from tests.orchestrator_env import LATEST, Orchestrator, orchestrator_venv
+from tests.orchestrator_env import ANSI, LATEST, VERSIONS, Orchestrator, migrated_database, orchestrator_venv
 from tests.test_health import free_port, scrape
 
 pytestmark = [pytest.mark.postgres, pytest.mark.orchestrator]
 
 REPO = Path(__file__).resolve().parent.parent
-ORCHESTRATOR_SIDE = Path(__file__).resolve().with_name("orchestrator_side.py")
 HEALTH_SIDE = Path(__file__).resolve().with_name("health_side.py")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def side_env(db_url: str, project: Path) -> dict[str, str]:
-    """orchestrator-core 5.5.0's settings for its processes (tests/orchestrator_env.py: its own venv)."""
-    return Orchestrator(orchestrator_venv(LATEST), db_url, project).env
-
-
-def orchestrator_python() -> str:
-    return str(orchestrator_venv(LATEST).python)
-
-
-def side(script: Path, env: dict[str, str], *args: str) -> Any:
-    proc = subprocess.run([orchestrator_python(), str(script), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=180)  # fmt: skip
-    output = ANSI.sub("", proc.stdout + proc.stderr)
-    assert proc.returncode == 0, f"{script.name} {args[0]} exited {proc.returncode}:\n{output[-4000:]}"
-    results = [line[len("RESULT ") :] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+def health_side(side: Orchestrator, *args: str) -> Any:
+    """tests/health_side.py ARGS with that release's python and settings; returns its RESULT."""
+    done = subprocess.run([str(side.venv.python), str(HEALTH_SIDE), *args], cwd=REPO, env=side.env,
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    output = ANSI.sub("", done.stdout + done.stderr)
+    assert done.returncode == 0, f"health_side {args[0]} exited {done.returncode}:\n{output[-4000:]}"
+    results = [line[len("RESULT ") :] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     return json.loads(results[-1]) if results else None
 
 
@@ -72,7 +62,7 @@ def iso(moment: datetime) -> str:
 @dataclass
 class World:
     url: str
-    env: dict[str, str]
+    side: Orchestrator
     T: datetime
     ids: dict[str, str]  # case → job id
     fires: dict[str, list[datetime]]  # case → the fires that got a process
@@ -81,6 +71,11 @@ class World:
     once_at: datetime
     directory: Path
     dst_instants: list[datetime]
+
+    @property
+    def until(self) -> str:
+        """The end of the window the command line judges: the injected `now` of `report`, whenever it runs."""
+        return iso(self.T + timedelta(minutes=2))
 
     def report(self, *, now: datetime | None = None, since: timedelta = timedelta(hours=1)) -> HealthReport:
         options = HealthOptions(db_url=self.url, since=since, directory=self.directory)
@@ -105,68 +100,68 @@ DST = [
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    url = create_scratch_pg()
     tmp = tmp_path_factory.mktemp("health")
-    env = side_env(url, tmp / "project")
-    try:
-        side(ORCHESTRATOR_SIDE, env, "migrate")
-        T = datetime.now(UTC).replace(microsecond=0)
-        base = T + timedelta(minutes=5)  # every interval schedule's next fire
-        start = base - timedelta(hours=3)
+    with migrated_database(orchestrator_venv(LATEST), tmp / "project") as side:
+        yield build_world(side, tmp)
 
-        def interval(workflow: str, minutes: int, offset: int = 0, name: str = "") -> dict[str, Any]:
-            begin = start + timedelta(minutes=offset)
-            return {"name": name or f"{workflow} every {minutes}m", "workflow_name": workflow, "trigger": "interval",
-                    "trigger_kwargs": {"minutes": minutes, "start_date": iso(begin)}}  # fmt: skip
 
-        payloads = [interval(w, m) for w, m in INTERVALS.values()]
-        payloads.append(interval("task_validate_subscriptions", 20, 0, "pair A"))
-        payloads.append(interval("task_validate_subscriptions", 20, 10, "pair B"))
-        payloads.append({"name": "amsterdam", "workflow_name": "task_validate_product_type", "trigger": "cron",
-                         "trigger_kwargs": {"hour": 2, "minute": 30, "timezone": "Europe/Amsterdam"}})  # fmt: skip
-        created = side(HEALTH_SIDE, env, "add-api-schedules", json.dumps(payloads))["ids"]
-        ids = dict(zip([*INTERVALS, "pair-a", "pair-b", "dst"], created, strict=True))
+def build_world(side: Orchestrator, tmp: Path) -> World:
+    url = side.db_url
+    T = datetime.now(UTC).replace(microsecond=0)
+    base = T + timedelta(minutes=5)  # every interval schedule's next fire
+    start = base - timedelta(hours=3)
 
-        recent = T - timedelta(minutes=62)  # processes only for fires of the last 62 minutes
-        fires: dict[str, list[datetime]] = {}
-        for case, minutes, offset in [*((c, m, 0) for c, (_, m) in INTERVALS.items()), ("pair-a", 20, 0),
-                                      ("pair-b", 20, 10)]:  # fmt: skip
-            first = start + timedelta(minutes=offset)
-            fires[case] = [first + timedelta(minutes=minutes * k) for k in range(20)]
-            fires[case] = [f for f in fires[case] if recent <= f <= T]
-        skipped = fires["missed"].pop(1)
-        failed_at = fires["failing"][-1]
-        workflows = {c: w for c, (w, _) in INTERVALS.items()} | {"pair-a": "task_validate_subscriptions",
-                                                                   "pair-b": "task_validate_subscriptions"}  # fmt: skip
-        rows = [
-            {"workflow": workflows[c], "started_at": iso(f + timedelta(milliseconds=700)),
-             "status": "failed" if c == "failing" and f == failed_at else "completed",
-             "failed_reason": "RuntimeError: no products found\nTraceback (most recent call last): ..."
-             if c == "failing" and f == failed_at else None}
-            for c, times in fires.items() for f in times
-        ]  # fmt: skip
-        # The DST schedule: every fire but the repeated hour; and one start by a person, never a schedule's.
-        rows += [{"workflow": "task_validate_product_type", "started_at": iso(t + timedelta(seconds=1))}
-                 for t in DST if t != DST[2]]  # fmt: skip
-        rows.append({"workflow": "task_clean_up_tasks", "started_at": iso(T - timedelta(minutes=3)),
-                     "created_by": "jane@example.com"})  # fmt: skip
+    def interval(workflow: str, minutes: int, offset: int = 0, name: str = "") -> dict[str, Any]:
+        begin = start + timedelta(minutes=offset)
+        return {"name": name or f"{workflow} every {minutes}m", "workflow_name": workflow, "trigger": "interval",
+                "trigger_kwargs": {"minutes": minutes, "start_date": iso(begin)}}  # fmt: skip
 
-        # A managed `date` schedule, applied by the reconciler; it fires, APScheduler removes its row.
-        once_at = (datetime.now(UTC) + timedelta(seconds=40)).replace(microsecond=0)
-        directory = tmp / "schedules.d"
-        directory.mkdir()
-        (directory / "once.yaml").write_text(
-            "schedules:\n  - key: once\n    workflow_name: modify_note\n"
-            f"    trigger: date\n    trigger_kwargs: {{run_date: '{iso(once_at)}'}}\n"
-        )
-        applied = schedules_cli("reconcile", str(directory), "--db", url)
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        once_id = side(HEALTH_SIDE, env, "remove-job", _job_id_of(url, "once"))["removed"]
-        rows.append({"workflow": "modify_note", "started_at": iso(once_at + timedelta(seconds=1))})
-        side(HEALTH_SIDE, env, "write-processes", json.dumps(rows))
-        yield World(url, env, T, ids | {"once": once_id}, fires, skipped, failed_at, once_at, directory, DST)
-    finally:
-        drop_scratch_pg(url)
+    payloads = [interval(w, m) for w, m in INTERVALS.values()]
+    payloads.append(interval("task_validate_subscriptions", 20, 0, "pair A"))
+    payloads.append(interval("task_validate_subscriptions", 20, 10, "pair B"))
+    payloads.append({"name": "amsterdam", "workflow_name": "task_validate_product_type", "trigger": "cron",
+                     "trigger_kwargs": {"hour": 2, "minute": 30, "timezone": "Europe/Amsterdam"}})  # fmt: skip
+    created = health_side(side, "add-api-schedules", json.dumps(payloads))["ids"]
+    ids = dict(zip([*INTERVALS, "pair-a", "pair-b", "dst"], created, strict=True))
+
+    recent = T - timedelta(minutes=62)  # processes only for fires of the last 62 minutes
+    fires: dict[str, list[datetime]] = {}
+    for case, minutes, offset in [*((c, m, 0) for c, (_, m) in INTERVALS.items()), ("pair-a", 20, 0),
+                                  ("pair-b", 20, 10)]:  # fmt: skip
+        first = start + timedelta(minutes=offset)
+        fires[case] = [first + timedelta(minutes=minutes * k) for k in range(20)]
+        fires[case] = [f for f in fires[case] if recent <= f <= T]
+    skipped = fires["missed"].pop(1)
+    failed_at = fires["failing"][-1]
+    workflows = {c: w for c, (w, _) in INTERVALS.items()} | {"pair-a": "task_validate_subscriptions",
+                                                               "pair-b": "task_validate_subscriptions"}  # fmt: skip
+    rows = [
+        {"workflow": workflows[c], "started_at": iso(f + timedelta(milliseconds=700)),
+         "status": "failed" if c == "failing" and f == failed_at else "completed",
+         "failed_reason": "RuntimeError: no products found\nTraceback (most recent call last): ..."
+         if c == "failing" and f == failed_at else None}
+        for c, times in fires.items() for f in times
+    ]  # fmt: skip
+    # The DST schedule: every fire but the repeated hour; and one start by a person, never a schedule's.
+    rows += [{"workflow": "task_validate_product_type", "started_at": iso(t + timedelta(seconds=1))}
+             for t in DST if t != DST[2]]  # fmt: skip
+    rows.append({"workflow": "task_clean_up_tasks", "started_at": iso(T - timedelta(minutes=3)),
+                 "created_by": "jane@example.com"})  # fmt: skip
+
+    # A managed `date` schedule, applied by the reconciler; it fires, APScheduler removes its row.
+    once_at = (datetime.now(UTC) + timedelta(seconds=40)).replace(microsecond=0)
+    directory = tmp / "schedules.d"
+    directory.mkdir()
+    (directory / "once.yaml").write_text(
+        "schedules:\n  - key: once\n    workflow_name: modify_note\n"
+        f"    trigger: date\n    trigger_kwargs: {{run_date: '{iso(once_at)}'}}\n"
+    )
+    applied = schedules_cli("reconcile", str(directory), "--db", url)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    once_id = health_side(side, "remove-job", _job_id_of(url, "once"))["removed"]
+    rows.append({"workflow": "modify_note", "started_at": iso(once_at + timedelta(seconds=1))})
+    health_side(side, "write-processes", json.dumps(rows))
+    return World(url, side, T, ids | {"once": once_id}, fires, skipped, failed_at, once_at, directory, DST)
 
 
 def _job_id_of(url: str, key: str) -> str:
@@ -249,15 +244,15 @@ def test_since_bounds_the_window(world: World) -> None:
 
 
 def test_paused_engine(world: World) -> None:
-    assert side(HEALTH_SIDE, world.env, "engine-lock", "true") == {"global_lock": True}
+    assert health_side(world.side, "engine-lock", "true") == {"global_lock": True}
     try:
         report = world.report()
         assert report.engine_paused is True and not report.healthy
-        done = schedules_cli("health", str(world.directory), "--db", world.url, "--since", "1h")
+        done = schedules_cli("health", str(world.directory), "--db", world.url, "--since", "1h", "--until", world.until)
         assert done.returncode == 2
         assert "Engine: PAUSED" in done.stdout
     finally:
-        side(HEALTH_SIDE, world.env, "engine-lock", "false")
+        health_side(world.side, "engine-lock", "false")
     assert world.report().engine_paused is False
 
 
@@ -276,7 +271,7 @@ def test_overdue_scheduler(world: World) -> None:
 
 
 def test_cli_text_json_and_prometheus(world: World) -> None:
-    text = schedules_cli("health", str(world.directory), "--db", world.url, "--since", "1h")
+    text = schedules_cli("health", str(world.directory), "--db", world.url, "--since", "1h", "--until", world.until)
     assert text.returncode == 2, text.stderr
     lines = text.stdout.splitlines()
     table = lines[lines.index(next(line for line in lines if line.startswith("KEY"))) :]
@@ -284,12 +279,12 @@ def test_cli_text_json_and_prometheus(world: World) -> None:
     assert any(f"missed 1 of 4: {world.skipped.strftime('%Y-%m-%d %H:%M:%S')}Z" in line for line in lines)
     assert any("RuntimeError: no products found" in line for line in lines)
     data = json.loads(schedules_cli("health", str(world.directory), "--db", world.url, "--format", "json",
-                                    "--since", "1h").stdout)  # fmt: skip
+                                    "--since", "1h", "--until", world.until).stdout)  # fmt: skip
     assert data["format_version"] == 1 and data["scheduler"] == "processing"
     by_key = {s["key"]: s for s in data["schedules"]}
     assert by_key[world.ids["missed"]]["missed"] == [iso(world.skipped)]
     exposition = schedules_cli("health", str(world.directory), "--db", world.url, "--format", "prometheus",
-                               "--since", "1h")  # fmt: skip
+                               "--since", "1h", "--until", world.until)  # fmt: skip
     assert exposition.returncode == 2
     families = {f.name: f for f in text_string_to_metric_families(exposition.stdout)}
     missed = {s.labels["key"]: s.value for s in families["schedules_health_missed_runs"].samples}
@@ -301,7 +296,7 @@ def test_metrics_endpoint_scraped_over_http(world: World) -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "reconciler", "health", str(world.directory), "--db", world.url, "--since", "1h",
-         "--serve", f"127.0.0.1:{port}"],
+         "--until", world.until, "--serve", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -343,14 +338,13 @@ def health_json(url: str, directory: Path, since: str) -> tuple[int, dict[str, A
     return done.returncode, data
 
 
+@pytest.mark.slow
 def test_real_scheduler_run_then_stopped(tmp_path: Path) -> None:
     """`scheduler run` runs a 5 s schedule for 60 s: `health --since 1m` sees every fire started (a fire
     APScheduler itself skipped as misfired is the only allowed miss, and it must be in its log). Stopped
     for 30 s: the fires since are missed, the job is overdue, and no scheduler processes the database."""
     import redis
 
-    url = create_scratch_pg()
-    env = side_env(url, tmp_path / "project") | {"CACHE_URI": REDIS_URL, "LOG_LEVEL": "DEBUG", "TERM": "dumb"}
     queue = redis.Redis.from_url(REDIS_URL)
     queue.flushdb()
     log_path = tmp_path / "scheduler.log"
@@ -359,58 +353,50 @@ def test_real_scheduler_run_then_stopped(tmp_path: Path) -> None:
     def read_log() -> str:
         return ANSI.sub("", log_path.read_text()) if log_path.exists() else ""
 
-    try:
-        side(ORCHESTRATOR_SIDE, env, "migrate")
-        with log_path.open("w") as log:
-            scheduler = subprocess.Popen([orchestrator_python(), str(ORCHESTRATOR_SIDE), "scheduler", "run"],
-                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         text=True)  # fmt: skip
-        wait_for(lambda: "Scheduler started" in read_log(), 90, read_log)
-        directory = tmp_path / "schedules.d"
-        directory.mkdir()
-        (directory / "fast.yaml").write_text(
-            "schedules:\n  - key: every-5s\n    workflow_name: task_clean_up_tasks\n"
-            "    trigger: interval\n    trigger_kwargs: {seconds: 5}\n"
-        )
-        applied = schedules_cli("reconcile", str(directory), "--db", url, "--redis", REDIS_URL)
-        assert applied.returncode == 0 and "woken through Redis" in applied.stdout, applied.stdout + applied.stderr
-        time.sleep(60)
+    with migrated_database(orchestrator_venv(LATEST), tmp_path / "project", redis_url=REDIS_URL) as side:
+        url = side.db_url
+        try:
+            with log_path.open("w") as log:
+                scheduler = side.popen(["scheduler", "run"], log)
+            wait_for(lambda: "Scheduler started" in read_log(), 90, read_log)
+            directory = tmp_path / "schedules.d"
+            directory.mkdir()
+            (directory / "fast.yaml").write_text(
+                "schedules:\n  - key: every-5s\n    workflow_name: task_clean_up_tasks\n"
+                "    trigger: interval\n    trigger_kwargs: {seconds: 5}\n"
+            )
+            applied = schedules_cli("reconcile", str(directory), "--db", url, "--redis", REDIS_URL)
+            assert applied.returncode == 0 and "woken through Redis" in applied.stdout, applied.stdout + applied.stderr
+            time.sleep(60)
 
-        code, running = health_json(url, directory, "1m")
-        (fast,) = running["schedules"]
-        print("running:", {k: fast[k] for k in ("expected", "started", "missed", "pending", "overdue")})
-        assert fast["expected"] >= 8, fast  # 60 s of 5 s fires, less the ones still pending
-        assert set(map(datetime.fromisoformat, fast["missed"])) <= missed_in_log(read_log()), read_log()[-3000:]
-        assert fast["started"] + len(fast["missed"]) == fast["expected"]
-        assert not fast["overdue"] and running["scheduler"] == "processing"
-        assert code == (0 if not fast["missed"] and not fast["failures"] else 2)
+            code, running = health_json(url, directory, "1m")
+            (fast,) = running["schedules"]
+            print("running:", {k: fast[k] for k in ("expected", "started", "missed", "pending", "overdue")})
+            assert fast["expected"] >= 8, fast  # 60 s of 5 s fires, less the ones still pending
+            assert set(map(datetime.fromisoformat, fast["missed"])) <= missed_in_log(read_log()), read_log()[-3000:]
+            assert fast["started"] + len(fast["missed"]) == fast["expected"]
+            assert not fast["overdue"] and running["scheduler"] == "processing"
+            assert code == (0 if not fast["missed"] and not fast["failures"] else 2)
 
-        scheduler.send_signal(signal.SIGTERM)
-        scheduler.wait(timeout=30)
-        stopped_at = datetime.now(UTC)
-        time.sleep(30)
+            Orchestrator.stop(scheduler)
+            stopped_at = datetime.now(UTC)
+            time.sleep(30)
 
-        code, stopped = health_json(url, directory, "1m")
-        (fast,) = stopped["schedules"]
-        print("stopped:", {k: fast[k] for k in ("expected", "started", "missed", "pending", "overdue_seconds")})
-        late = [m for m in map(datetime.fromisoformat, fast["missed"]) if m > stopped_at]
-        assert len(late) >= 2, fast  # 30 s stopped, less the tolerance (1 s grace + 10 s) still pending
-        assert fast["overdue"] and fast["overdue_seconds"] >= 15
-        assert stopped["scheduler"] == "stopped" and code == 2
-        text = schedules_cli("health", str(directory), "--db", url, "--since", "1m").stdout
-        assert text.count("no scheduler is processing this database") == 1
-        assert "every-5s: overdue by" in text and "every-5s: missed" in text
-    finally:
-        if scheduler is not None and scheduler.poll() is None:
-            scheduler.send_signal(signal.SIGTERM)
-            try:
-                scheduler.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                scheduler.kill()
-                scheduler.wait()
-        queue.flushdb()
-        queue.close()
-        drop_scratch_pg(url)
+            code, stopped = health_json(url, directory, "1m")
+            (fast,) = stopped["schedules"]
+            print("stopped:", {k: fast[k] for k in ("expected", "started", "missed", "pending", "overdue_seconds")})
+            late = [m for m in map(datetime.fromisoformat, fast["missed"]) if m > stopped_at]
+            assert len(late) >= 2, fast  # 30 s stopped, less the tolerance (1 s grace + 10 s) still pending
+            assert fast["overdue"] and fast["overdue_seconds"] >= 15
+            assert stopped["scheduler"] == "stopped" and code == 2
+            text = schedules_cli("health", str(directory), "--db", url, "--since", "1m").stdout
+            assert text.count("no scheduler is processing this database") == 1
+            assert "every-5s: overdue by" in text and "every-5s: missed" in text
+        finally:
+            if scheduler is not None:
+                Orchestrator.stop(scheduler)
+            queue.flushdb()
+            queue.close()
 
 
 def test_scheduled_github_workflow_fails_with_the_missed_runs_in_the_summary(world: World, tmp_path: Path) -> None:
@@ -423,6 +409,7 @@ def test_scheduled_github_workflow_fails_with_the_missed_runs_in_the_summary(wor
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")} | {
         "DATABASE_URI": world.url,
         "SINCE": "1h",
+        "UNTIL": world.until,
         "SCHEDULES_DIR": str(world.directory),
         "GITHUB_STEP_SUMMARY": str(summary),
         "RUNNER_TEMP": str(tmp_path),
@@ -437,3 +424,28 @@ def test_scheduled_github_workflow_fails_with_the_missed_runs_in_the_summary(wor
     assert text.startswith("### ❌ Schedule health")
     assert f"missed 1 of 4: {world.skipped.strftime('%Y-%m-%d %H:%M:%S')}Z" in text
     assert "RuntimeError: no products found" in text
+
+
+@pytest.mark.parametrize("version", [v for v in VERSIONS if v.startswith("4.")][-1:])
+def test_a_4x_database(version: str, tmp_path: Path) -> None:
+    """orchestrator-core 4.x: its own migrations, API schedules (func `orchestrator.schedules.service:…`,
+    kwargs without user_inputs), processes and engine pause, all written by that release, judged alike."""
+    with migrated_database(orchestrator_venv(version), tmp_path / "project") as side:
+        T = datetime.now(UTC).replace(microsecond=0)
+        start = T + timedelta(minutes=5) - timedelta(hours=3)
+        payload = {"name": "4.x every 10m", "workflow_name": "task_clean_up_tasks", "trigger": "interval",
+                   "trigger_kwargs": {"minutes": 10, "start_date": iso(start)}}  # fmt: skip
+        (job_id,) = health_side(side, "add-api-schedules", json.dumps([payload]))["ids"]
+        fires = [start + timedelta(minutes=10 * k) for k in range(18)]
+        fires = [f for f in fires if T - timedelta(minutes=58) <= f <= T]
+        skipped = fires[2]
+        rows = [{"workflow": "task_clean_up_tasks", "started_at": iso(f + timedelta(seconds=1))} for f in fires]
+        health_side(side, "write-processes", json.dumps([r for r, f in zip(rows, fires, strict=True) if f != skipped]))
+        options = HealthOptions(db_url=side.db_url, since=timedelta(hours=1))
+        report, _ = collect(options, now=T + timedelta(minutes=2))
+        (found,) = [s for s in report.schedules if s.key == job_id]
+        assert (found.source, found.workflow) == ("api", "task_clean_up_tasks")
+        assert (found.expected, found.started, found.missed) == (6, 5, (skipped,))
+        assert report.engine_paused is False and report.liveness is Liveness.PROCESSING
+        assert health_side(side, "engine-lock", "true") == {"global_lock": True}
+        assert collect(options, now=T + timedelta(minutes=2))[0].engine_paused is True
