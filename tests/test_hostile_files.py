@@ -33,6 +33,24 @@ def _fifo(d: Path) -> Path:
     return d / "team-a.yaml"
 
 
+def _socket(d: Path) -> Path:
+    import socket
+
+    (d / "team-a.yaml").unlink()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(d / "team-a.yaml"))  # the socket file stays after close
+    server.close()
+    return d / "team-a.yaml"
+
+
+def _device(d: Path) -> Path:
+    import stat
+
+    (d / "team-a.yaml").unlink()
+    os.mknod(d / "team-a.yaml", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # a /dev/null
+    return d / "team-a.yaml"
+
+
 def _directory_with_yaml_name(d: Path) -> Path:
     (d / "team-a.yaml").unlink()
     (d / "team-a.yaml").mkdir()
@@ -72,6 +90,8 @@ def _outside_directory_symlink(d: Path) -> Path:
 HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "dangling symlink": (_dangling, "dangling symlink"),
     "fifo": (_fifo, "is a FIFO, not a regular file"),
+    "socket": (_socket, "is a socket, not a regular file"),
+    "device": (_device, "is a device, not a regular file"),
     "directory named x.yaml": (_directory_with_yaml_name, "is a directory with a YAML file name"),
     "file symlink loop": (_file_symlink_loop, "symlink loop"),
     "directory symlink loop": (_directory_loop, "symlink loop"),
@@ -85,7 +105,15 @@ def _two_teams(d: Path) -> None:
     write_schedules(d, schedule("team-b-1"), name="team-b.yaml")
 
 
-@pytest.mark.parametrize("case", list(HOSTILE))
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a device needs root"))
+        if c == "device"
+        else c
+        for c in HOSTILE
+    ],
+)
 def test_hostile_entry_fails_the_run_at_its_path_and_changes_nothing(
     case: str, sqlite_url: str, tmp_path: Path
 ) -> None:
