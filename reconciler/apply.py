@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -29,6 +29,7 @@ from reconciler.state import LedgerEntry, LiveJob, LiveState, Workflow
 
 log = logging.getLogger(__name__)
 
+MAX_HOLD_CHECKS = 10_000  # hold checks of one plan before giving up (each waits, or follows a move)
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"reconciler apply").digest()[:8], "big", signed=True)
 NOTIFY_CHANNEL = "reconciler_schedules_changed"
 SCHEDULER_QUEUE = "scheduler:queue:"  # orchestrator-core's Redis queue, consumed by `scheduler run`
@@ -320,11 +321,11 @@ def _apply_locked(
                 raise ApplyError("plan refused: " + "; ".join(plan.errors))
             interrupts.pause_point("planned")
             touched = _touched_rows(plan, live)
-            writes = _collect(plan, live, settings, apply_settings, now)
             exclusive = bool(touched) and not store.is_sqlite(conn)
-            while True:
+            basis, writes = live, _collect(plan, live, settings, apply_settings, now)
+            for _check in range(MAX_HOLD_CHECKS):
                 savepoint = conn.begin_nested() if exclusive else None
-                fresh, reading = live, {i: j.next_run_time for i, j in touched.items()}
+                fresh, reading = basis, {i: j.next_run_time for i, j in touched.items()}
                 locked = True
                 if exclusive:
                     locked = store.lock_job_table(conn, timeout=min(2.0, apply_settings.lock_timeout))
@@ -334,10 +335,8 @@ def _apply_locked(
                 verdict = guard.hold(reading, clock().timestamp(), rule, previous)
                 previous = reading
                 vanished = locked and len(reading) < len(touched)  # deleted meanwhile: plan again
-                if locked and verdict.free and not vanished:
-                    if waited or any(_moved(touched[j.id], j) for j in fresh.jobs if j.id in touched):
-                        # The scheduler moved rows while we waited: rebuild from them, as of now.
-                        writes = _collect(plan, fresh, settings, apply_settings, clock())
+                moved = locked and _moved(basis, fresh, touched)
+                if locked and verdict.free and not vanished and not moved:
                     _write(conn, writes)
                     if savepoint is not None:
                         savepoint.commit()
@@ -346,7 +345,7 @@ def _apply_locked(
                     return plan, writes, waited
                 if savepoint is not None:
                     savepoint.rollback()  # releases the table lock: the scheduler may move its rows now
-                pause = verdict.wait if locked else guard.POLL
+                pause = 0.0 if (moved and verdict.free) else verdict.wait if locked else guard.POLL
                 if waited + pause > guard.patience(rule):
                     raise ApplyError(
                         f"rows kept falling due for {waited:.1f}s (a scheduler holds each briefly when it runs it); "
@@ -358,6 +357,12 @@ def _apply_locked(
                     log.info("waiting %.2fs: a scheduler may hold %d row(s)", pause, len(verdict.held))
                 sleep(pause)
                 waited += pause
+                # Rebuild the writes outside the table lock (it blocks the scheduler): from the rows as the
+                # scheduler left them (a kept phase must be its new next_run_time), as of now.
+                basis = store.reread_jobs(conn, live, touched)
+                writes = _collect(plan, basis, settings, apply_settings, clock())
+            else:
+                raise ApplyError("the rows to write kept changing under the apply; nothing was applied: retry")
         sleep(pause)  # SQLite, or a row vanished: outside the transaction, then plan again
         waited += pause
 
@@ -370,8 +375,10 @@ def _touched_rows(plan: Plan, live: store.LiveState) -> dict[str, store.LiveJob]
     return {i: jobs[i] for i in sorted(wanted) if i in jobs}
 
 
-def _moved(planned: store.LiveJob, fresh: store.LiveJob) -> bool:
-    return (planned.next_run_time, planned.state_digest) != (fresh.next_run_time, fresh.state_digest)
+def _moved(basis: store.LiveState, fresh: store.LiveState, ids: Collection[str]) -> bool:
+    """Whether any of the rows `ids` differs between the two readings (the scheduler moved it)."""
+    before = {j.id: (j.next_run_time, j.state_digest) for j in basis.jobs if j.id in ids}
+    return any(before.get(j.id) != (j.next_run_time, j.state_digest) for j in fresh.jobs if j.id in ids)
 
 
 def dry_run(engine: Engine, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime) -> Plan:

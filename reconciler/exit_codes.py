@@ -43,7 +43,8 @@ class ExitCode(IntEnum):
 
 EXIT_CODES_HELP = {
     "reconcile": "Exit codes: 0 applied or no changes; 1 error or refused; 2 changes pending (--dry-run "
-    "--detailed-exitcode); 3 lock not taken, or the plan is not the saved/reviewed one.",
+    "--detailed-exitcode); 3 lock not taken, or the plan is not the saved/reviewed one; 130 / 143 interrupted by "
+    "SIGINT / SIGTERM (the line says whether the commit happened).",
     "validate": "Exit codes: 0 valid; 1 errors found or cannot read.",
     "status": "Exit codes: 0 in sync; 2 HEAD has changes not yet applied, or the database drifted; 1 error.",
     "show-schedule": "Exit codes: 0 shown; 1 error.",
