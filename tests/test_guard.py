@@ -221,7 +221,7 @@ def created(db_url: str, tmp_path: Path) -> tuple[FakeScheduler, list[str]]:
     start = datetime.now(UTC).timestamp()
     fake = FakeScheduler(db_url, start, running=False)
     keys = [f"job-{i}" for i in range(10)]
-    apply_dir(write_dir(tmp_path / "v1", [every_second(k) for k in keys]), fake)
+    apply_dir(write_dir(tmp_path / "schedules.d", [every_second(k) for k in keys]), fake)
     ids = [schedule_id_for("default", k) for k in keys]
     fake.now = start + 100.0
     put_rows_due_at(db_url, dict.fromkeys(ids, start + 100.5))
@@ -231,7 +231,9 @@ def created(db_url: str, tmp_path: Path) -> tuple[FakeScheduler, list[str]]:
 
 def test_rows_far_from_due_are_written_at_once(created: tuple[FakeScheduler, list[str]], tmp_path: Path) -> None:
     fake, _ids = created
-    result = apply_dir(write_dir(tmp_path / "v2", [every_second(f"job-{i}", name=f"n{i}") for i in range(10)]), fake)
+    result = apply_dir(
+        write_dir(tmp_path / "schedules.d", [every_second(f"job-{i}", name=f"n{i}") for i in range(10)]), fake
+    )
     assert result.verified and result.waited_seconds == 0.0 and fake.sleeps == []
     assert {name for _, name in rows(fake.url).values()} == {f"n{i}" for i in range(10)}
 
@@ -242,7 +244,9 @@ def test_ten_rows_about_to_fall_due_wait_once_for_the_scheduler_then_keep_its_mo
     fake, ids = created
     due = fake.now + 0.5
     fake.now = due - 0.05  # inside the lead of all ten
-    result = apply_dir(write_dir(tmp_path / "v2", [every_second(f"job-{i}", name=f"n{i}") for i in range(10)]), fake)
+    result = apply_dir(
+        write_dir(tmp_path / "schedules.d", [every_second(f"job-{i}", name=f"n{i}") for i in range(10)]), fake
+    )
     assert result.verified
     assert fake.sleeps == [pytest.approx(0.05 + SETTLE, abs=1e-4)]  # one wait for the set, not one per row
     assert sorted(fake.runs) == sorted((i, due) for i in ids)  # each ran once, at its time
@@ -257,7 +261,9 @@ def test_a_due_row_the_scheduler_is_about_to_move_is_left_to_it(
     fake, ids = created
     due = fake.now + 0.5
     fake.now = due + 0.005  # due, not yet moved: a scheduler may hold it this very moment
-    result = apply_dir(write_dir(tmp_path / "v2", [every_second("job-0", name="only")]), fake, guard_seconds=10)
+    result = apply_dir(
+        write_dir(tmp_path / "schedules.d", [every_second("job-0", name="only")]), fake, guard_seconds=10
+    )
     # job-1..9 are deleted; every row was held until the scheduler moved it
     assert result.verified and fake.sleeps == [POLL]
     assert rows(fake.url) == {ids[0]: (due + 1.0, "only")}
@@ -270,7 +276,7 @@ def test_a_due_row_no_scheduler_moves_is_written_once_it_is_overdue(
     fake.running = False
     due = fake.now + 0.5
     fake.now = due + 0.5
-    result = apply_dir(write_dir(tmp_path / "v2", [every_second("job-0", name="late")]), fake, guard_seconds=2)
+    result = apply_dir(write_dir(tmp_path / "schedules.d", [every_second("job-0", name="late")]), fake, guard_seconds=2)
     assert result.verified
     assert sum(fake.sleeps) == pytest.approx(1.5, abs=1e-4)  # until due + --guard-seconds, no longer
     assert rows(fake.url) == {ids[0]: (due, "late")}
@@ -282,7 +288,7 @@ def test_rows_overdue_longer_than_the_bound_are_written_at_once(
     fake, _ids = created
     fake.running = False
     fake.now += 60
-    result = apply_dir(write_dir(tmp_path / "v2", [every_second("job-0", name="late")]), fake)
+    result = apply_dir(write_dir(tmp_path / "schedules.d", [every_second("job-0", name="late")]), fake)
     assert result.verified and fake.sleeps == []
 
 
@@ -299,7 +305,7 @@ def test_a_set_that_is_never_free_at_once_gives_up_and_applies_nothing(
     fake.on_sleep = keep_one_due
     fake.now = fake.now + 0.5 - 0.05
     with pytest.raises(ApplyError, match="nothing was applied"):
-        apply_dir(write_dir(tmp_path / "v2", [every_second(f"job-{i}", name="x") for i in range(10)]), fake)
+        apply_dir(write_dir(tmp_path / "schedules.d", [every_second(f"job-{i}", name="x") for i in range(10)]), fake)
     assert sum(fake.sleeps) <= guard.patience(HoldRule()) + 0.1
     after = rows(fake.url)
     assert {i: after[i][1] for i in after} == {i: before[i][1] for i in before}  # no name written
@@ -307,7 +313,7 @@ def test_a_set_that_is_never_free_at_once_gives_up_and_applies_nothing(
 
 def test_new_rows_are_never_held(db_url: str, tmp_path: Path) -> None:
     fake = FakeScheduler(db_url, datetime.now(UTC).timestamp())
-    result = apply_dir(write_dir(tmp_path / "v1", [every_second("a")]), fake)
+    result = apply_dir(write_dir(tmp_path / "schedules.d", [every_second("a")]), fake)
     assert result.verified and fake.sleeps == []
     assert rows(db_url)[schedule_id_for("default", "a")][0] == pytest.approx(fake.now + 1.0, abs=1e-4)
 
@@ -315,6 +321,6 @@ def test_new_rows_are_never_held(db_url: str, tmp_path: Path) -> None:
 def test_guard_seconds_zero_writes_even_a_due_row(created: tuple[FakeScheduler, list[str]], tmp_path: Path) -> None:
     fake, _ids = created
     fake.now += 0.5
-    result = apply_dir(write_dir(tmp_path / "v2", [every_second("job-0", name="now")]), fake, guard_seconds=0)
+    result = apply_dir(write_dir(tmp_path / "schedules.d", [every_second("job-0", name="now")]), fake, guard_seconds=0)
     assert result.verified and fake.sleeps == []
     assert len(rows(fake.url)) == 1

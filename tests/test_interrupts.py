@@ -68,7 +68,9 @@ V2 = {"a": "A2", "b": "B2", "c": "C2", "d": "D"}  # 4 changes: three updates, on
 def test_an_interrupted_apply_says_what_the_database_holds(
     db_url: str, tmp_path: Path, point: str, signum: int, code: int, line: str, applied: bool
 ) -> None:
-    first = run(ReconcileOptions(directory=write_dir(tmp_path / "v1", V1), db_url=db_url, apply=ApplySettings()))
+    first = run(
+        ReconcileOptions(directory=write_dir(tmp_path / "schedules.d", V1), db_url=db_url, apply=ApplySettings())
+    )
     assert first.exit_code == 0, first.err
     before = names_in(db_url)
     assert sorted(before.values()) == ["A", "B", "C"]
@@ -78,7 +80,15 @@ def test_an_interrupted_apply_says_what_the_database_holds(
     env = {**os.environ, interrupts.PAUSE_AT: point, interrupts.PAUSE_FILE: str(flag)}
     with errors.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "reconcile", str(write_dir(tmp_path / "v2", V2)), "--db", db_url],
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "reconcile",
+                str(write_dir(tmp_path / "schedules.d", V2)),
+                "--db",
+                db_url,
+            ],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

@@ -107,13 +107,13 @@ def changes_while_running(scenario: Scenario, tmp_path: Path) -> dict[str, float
     took: dict[str, float] = {}
     # the 3 s job becomes a 4 s job
     v2 = [spec("three", 4, "four", w), spec("del", 1, "del", w), spec("ren-old", 1, "ren", w)]
-    took["update 3 s"], updated = timed_apply(write_dir(tmp_path / "v2", v2), scenario.url, scenario.redis_url)
+    took["update 3 s"], updated = timed_apply(write_dir(tmp_path / "schedules.d", v2), scenario.url, scenario.redis_url)
     # a 1 s job is deleted
     v3 = [spec("three", 4, "four", w), spec("ren-old", 1, "ren", w)]
-    took["delete 1 s"], deleted = timed_apply(write_dir(tmp_path / "v3", v3), scenario.url, scenario.redis_url)
+    took["delete 1 s"], deleted = timed_apply(write_dir(tmp_path / "schedules.d", v3), scenario.url, scenario.redis_url)
     # a 1 s job is renamed: same row, same phase
     v4 = [spec("three", 4, "four", w), spec("ren-new", 1, "ren", w, moved_from="ren-old")]
-    took["rename 1 s"], renamed = timed_apply(write_dir(tmp_path / "v4", v4), scenario.url, scenario.redis_url)
+    took["rename 1 s"], renamed = timed_apply(write_dir(tmp_path / "schedules.d", v4), scenario.url, scenario.redis_url)
     for what, seconds in took.items():
         assert seconds < LIMIT, (what, took)
 
@@ -175,7 +175,7 @@ def test_changes_while_orchestrator_core_runs_them(
     try:
         # started first, on an empty table: its first runs are not late because it was still starting
         wait_for(lambda: "Scheduler started" in read_log(), 60, read_log)
-        timed_apply(write_dir(tmp_path / "v1", v1), url, REDIS_URL)  # wakes it through Redis
+        timed_apply(write_dir(tmp_path / "schedules.d", v1), url, REDIS_URL)  # wakes it through Redis
         scenario = Scenario(url, PROBE, runs, read_log, lambda: scheduler.poll() is None, REDIS_URL)
         took = changes_while_running(scenario, tmp_path)
     finally:
@@ -220,7 +220,7 @@ def test_changes_while_schedules_run_runs_them(db_url: str, tmp_path: Path, caps
 
     try:
         wait_for(lambda: "leader: starting workflows from now on" in log_path.read_text(), 60, log_path.read_text)
-        timed_apply(write_dir(tmp_path / "v1", v1), url)  # NOTIFY (PostgreSQL) or its change poll (SQLite) wakes it
+        timed_apply(write_dir(tmp_path / "schedules.d", v1), url)  # NOTIFY or the change poll wakes it
         took = changes_while_running(
             Scenario(url, workflow, runs, log_path.read_text, lambda: runner.poll() is None), tmp_path
         )

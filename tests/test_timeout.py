@@ -151,7 +151,7 @@ def reconcile_cli(
 @pytest.fixture
 def applied(cluster: Cluster, tmp_path: Path) -> tuple[str, dict[str, tuple[float | None, str]]]:
     url = cluster.database()
-    first = run(ReconcileOptions(directory=write_dir(tmp_path / "v1", {"a": "A", "b": "B"}), db_url=url))
+    first = run(ReconcileOptions(directory=write_dir(tmp_path / "schedules.d", {"a": "A", "b": "B"}), db_url=url))
     assert first.exit_code == 0, first.err
     return url, snapshot(url)
 
@@ -160,7 +160,7 @@ def test_a_frozen_server_ends_the_command_within_its_timeout(
     cluster: Cluster, applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path
 ) -> None:
     url, before = applied
-    changed = write_dir(tmp_path / "v2", {"a": "A2", "b": "B2", "c": "C"})
+    changed = write_dir(tmp_path / "schedules.d", {"a": "A2", "b": "B2", "c": "C"})
     frozen = cluster.freeze()
     try:
         started = time.monotonic()
@@ -180,7 +180,7 @@ def test_a_server_frozen_in_the_middle_of_an_apply_rolls_it_back(
     cluster: Cluster, applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path
 ) -> None:
     url, before = applied
-    changed = write_dir(tmp_path / "v2", {"a": "A2", "b": "B2", "c": "C"})
+    changed = write_dir(tmp_path / "schedules.d", {"a": "A2", "b": "B2", "c": "C"})
     flag = tmp_path / "paused"
     flag.touch()
     env = {interrupts.PAUSE_AT: "planned", interrupts.PAUSE_FILE: str(flag)}
@@ -236,7 +236,7 @@ def test_the_timeout_comes_from_the_environment(
 
 def test_a_live_server_is_not_cut_off(applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path) -> None:
     url, _before = applied
-    proc = reconcile_cli(write_dir(tmp_path / "v2", {"a": "A2", "b": "B2"}), url, timeout=30)
+    proc = reconcile_cli(write_dir(tmp_path / "schedules.d", {"a": "A2", "b": "B2"}), url, timeout=30)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, (out, err)
     assert sorted(name for key, (_n, name) in snapshot(url).items() if key != "ledger") == ["A2", "B2"]
