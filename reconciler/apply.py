@@ -217,10 +217,7 @@ def prepare(engine: Engine, lock_timeout: float = 30.0) -> None:
         if store.is_sqlite(conn) and not store.has_schedule_tables(conn) and not store.is_orchestrator_database(conn):
             store.create_compatible_tables(conn)
         if not store.has_schedule_tables(conn):
-            raise ApplyError(
-                "this database has no orchestrator-core schedule tables "
-                "(run orchestrator-core's migrations: python main.py db upgrade heads)"
-            )
+            raise ApplyError(store.missing_tables_message(store.target_of(conn)))
         migrate.upgrade(conn)
 
 

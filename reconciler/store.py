@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from reconciler import deadline
+from reconciler.exit_codes import CommandError
 from reconciler.jobstate import JobRow, UnreadableJobState, load_job_state, state_digest
 from reconciler.state import ExpectedRow
 from reconciler.state import LedgerEntry as LedgerEntry  # re-exported: the edges and commands still say store.X
@@ -207,8 +208,10 @@ def connect(url: str, *, lock_timeout: float = 30.0, read_only: bool = False) ->
         engine = create_engine(parsed, connect_args=args)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(parsed, pool_pre_ping=True, connect_args=_pg_connect_args(parsed.query, read_only))
+        return _labelled(engine, url)
+    return _labelled(
+        create_engine(parsed, pool_pre_ping=True, connect_args=_pg_connect_args(parsed.query, read_only)), url
+    )
 
 
 def _pg_connect_args(query: Mapping[str, Any], read_only: bool) -> dict[str, Any]:
@@ -232,11 +235,78 @@ def _pg_connect_args(query: Mapping[str, Any], read_only: bool) -> dict[str, Any
     return args
 
 
+def _labelled(engine: Engine, url: str) -> Engine:
+    """The engine, remembering the URL the user gave (password masked) for every message about it.
+
+    Each database error raised through it carries that target and whether it happened while connecting,
+    so `describe_db_error` can name the file or server and the fix.
+    """
+    target = redact_url(absolute_db_url(url))
+    setattr(engine, _TARGET, target)
+
+    def tag(context: Any) -> None:
+        error = context.sqlalchemy_exception
+        if error is not None:
+            setattr(error, _TARGET, target)
+            setattr(error, _CONNECTING, context.connection is None)
+
+    event.listen(engine, "handle_error", tag)
+    return engine
+
+
+_TARGET = "reconciler_target"
+_CONNECTING = "reconciler_connecting"
+
+
+def target_of(conn: Connection | Engine) -> str:
+    """The database as the user named it (password masked), for messages."""
+    engine = conn.engine if isinstance(conn, Connection) else conn
+    return str(getattr(engine, _TARGET, None) or redact_url(engine.url.render_as_string(hide_password=True)))
+
+
+def missing_tables_message(target: str) -> str:
+    """The one line every command that needs orchestrator-core's tables says when they are not there."""
+    return (
+        f"{target} has no orchestrator-core schedule tables ({', '.join(sorted(SCHEDULE_TABLES))}): "
+        "run orchestrator-core's migrations on it first (python main.py db upgrade heads), "
+        "or point --db / $DATABASE_URI at orchestrator-core's database"
+    )
+
+
+class MissingScheduleTables(CommandError):
+    """A database without orchestrator-core's schedule tables, where a command needs them."""
+
+
+def require_schedule_tables(conn: Connection, names: Collection[str] | None = None) -> None:
+    """Refuse, with the one line, a database that lacks orchestrator-core's schedule tables."""
+    present = set(names) if names is not None else table_names(conn)
+    if not present >= SCHEDULE_TABLES:
+        raise MissingScheduleTables(missing_tables_message(target_of(conn)))
+
+
 def describe_db_error(exc: Exception) -> str:
-    """One line for a database error, with credentials removed."""
+    """One line for a database error, with credentials removed: which database, what happened, the fix."""
     original = getattr(exc, "orig", None) or exc
-    first = (str(original).strip().splitlines() or [type(original).__name__])[0]
-    return redact(first)
+    first = redact((str(original).strip().splitlines() or [type(original).__name__])[0])
+    target = getattr(exc, _TARGET, None)
+    if target is None:
+        return first
+    if target.startswith("sqlite:"):
+        path = target.removeprefix("sqlite:///")
+        if "unable to open database file" in first:
+            return (
+                f"cannot open the SQLite file {path}: its directory does not exist or is not writable "
+                "(create it or make it writable, or pass --db URL)"
+            )
+        if "readonly database" in first:
+            return f"{path} is read-only here: make the file and its directory writable, or use --dry-run"
+        return f"{path}: {first}"
+    if getattr(exc, _CONNECTING, False):
+        return (
+            f"cannot connect to {target}: {first} (is the server running and reachable from here? "
+            "check --db / $DATABASE_URI)"
+        )
+    return f"{target}: {first}"
 
 
 def is_sqlite(conn: Connection | Engine) -> bool:
@@ -535,6 +605,8 @@ def read_live_state(conn: Connection, *, expect: ExpectRows | None = None) -> Li
     has_ledger = LEDGER_TABLE in names
     ledger_rows = tuple(_ledger_entries(conn)) if has_ledger else ()
     if not names >= SCHEDULE_TABLES:
+        if not is_sqlite(conn):  # the embedded SQLite default gets its tables on the first apply
+            require_schedule_tables(conn, names)
         return LiveState((), ledger_rows, (), has_ledger)
     workflow_rows = tuple(read_workflows(conn))
     expected = expect(ledger_rows, workflow_rows) if expect is not None else None

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from reconciler import store
 
 SCHEDULE = "  - {{key: {key}, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {{hour: 1}}}}\n"
@@ -124,3 +126,80 @@ def test_auto_approve_and_no_terminal_do_not_ask(tmp_path: Path) -> None:
     assert piped.returncode == 0, piped.stderr
     assert "Enter a value:" not in piped.stdout
     assert job_count(db_file) == 1
+
+
+def cli(*args: str, cwd: Path | None = None, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
+    command = [python, "-m", "reconciler", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=120, cwd=cwd)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+def test_unopenable_sqlite_file_names_the_path_and_the_fix(tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    write(directory, "a")
+    where = tmp_path / "no" / "such" / "dir" / "x.db"
+    line = one_error_line(cli("reconcile", str(directory), "--db", f"sqlite:///{where}"))
+    assert str(where) in line
+    assert "does not exist or is not writable" in line
+    assert "--db" in line
+
+
+def test_unreachable_server_names_the_url_without_its_password(tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    write(directory, "a")
+    url = "postgresql://someone:hunter2@127.0.0.1:1/nowhere"
+    for args in (["reconcile", "--dry-run", str(directory)], ["show-schedule", str(directory)]):
+        line = one_error_line(cli(*args, "--db", url))
+        assert "cannot connect to postgresql://someone:***@127.0.0.1:1/nowhere" in line
+        assert "hunter2" not in line
+
+
+@pytest.mark.postgres
+def test_every_command_says_the_same_line_when_orchestrator_tables_are_missing(pg_url: str, tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    write(directory, "a")
+    commands = [
+        ["reconcile", "--dry-run", str(directory)],
+        ["reconcile", str(directory)],
+        ["validate", str(directory)],
+        ["show-schedule", str(directory)],
+        ["status", str(directory)],
+        ["health", str(directory)],
+        ["import", "--out", str(directory)],
+        ["force", "a"],
+    ]
+    lines = {one_error_line(cli(*args, "--db", pg_url)) for args in commands}
+    assert lines == {f"error: {store.missing_tables_message(store.redact_url(pg_url))}"}
+    engine = store.connect(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert store.table_names(conn) == set()  # nothing was created on the way
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_plain_install_talks_to_postgresql(pg_url: str, tmp_path: Path) -> None:
+    # `pip install .` alone, in a fresh venv: the PostgreSQL driver comes with it.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    repo = Path(__file__).resolve().parent.parent
+    installed = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(repo)], capture_output=True, text=True, timeout=900
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    directory = tmp_path / "schedules.d"
+    write(directory, "a")
+    line = one_error_line(cli("reconcile", "--dry-run", str(directory), "--db", pg_url, python=python, cwd=tmp_path))
+    assert "psycopg" not in line
+    assert line == f"error: {store.missing_tables_message(store.redact_url(pg_url))}"

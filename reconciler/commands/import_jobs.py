@@ -477,13 +477,8 @@ def run(
     try:
         with engine.connect() as conn, conn.begin():
             if not store.has_schedule_tables(conn):
-                result.add(
-                    ReportLine(
-                        Level.ERROR,
-                        f"error: {store.redact_url(db_url)} has no orchestrator-core schedule tables "
-                        "(apscheduler_jobs); nothing to import",
-                    )
-                )
+                message = store.missing_tables_message(store.target_of(conn))
+                result.add(ReportLine(Level.ERROR, f"error: {message}"))
                 result.exit_code = EXIT_FAILED
                 return result
             live = store.read_live_state(conn)

@@ -310,6 +310,8 @@ def run_validate(
         engine = store.connect(db_url, read_only=True)
         try:
             with engine.connect() as conn, conn.begin():
+                if not store.is_sqlite(conn):  # the embedded SQLite default gets its tables on the first apply
+                    store.require_schedule_tables(conn)
                 workflows = store.read_workflows(conn) if store.has_schedule_tables(conn) else []
                 completed = store.absent_keys(conn, namespace)
         except SQLAlchemyError as exc:

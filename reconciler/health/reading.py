@@ -156,8 +156,7 @@ def read_health_data(
 ) -> tuple[HealthData, list[str]]:
     """Read everything `health` judges in one transaction; returns the data and notes for stderr."""
     names = store.table_names(conn)
-    if not names >= store.SCHEDULE_TABLES:
-        return HealthData((), Observations(None, None, None)), ["no schedule tables in this database"]
+    store.require_schedule_tables(conn, names)  # the same one line as every other command
     workflows = store.read_workflows(conn)
     workflow_names = {w.workflow_id: w.name for w in workflows}
     ledger = store.read_ledger(conn)
