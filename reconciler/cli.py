@@ -470,8 +470,15 @@ def show_schedule(
     func: FuncOption = None,
     fmt: FormatOption = Format.text,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every column (name, workflow, source, drift, applied), any width.")
+    ] = False,
 ) -> CommandResult:
-    """Table of all jobs: key, name, workflow, trigger, next run, source, drift. Read-only."""
+    """Table of all jobs: key, trigger in words, next run (in the schedule's zone, UTC beside it).
+
+    Below 120 columns the table keeps those three; -v or a wider terminal adds name, workflow, source
+    (gitops / api / decorator / unreadable), drift and the applied commit. Read-only.
+    """
     from reconciler import store
     from reconciler.commands.show_schedule import run_show_schedule
     from reconciler.deadline import bounded
@@ -484,6 +491,7 @@ def show_schedule(
             fmt=fmt.value,
             namespace=namespace,
             func=func or ORCHESTRATOR_FUNC,
+            verbose=verbose,
         )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.plan import Action, Change, Plan
+from reconciler.timetext import human_iso
 from reconciler.workflow_commands import command, visible
 
 FORMAT_VERSION = 1
@@ -57,14 +58,60 @@ def _value(v: Any) -> str:
     return json.dumps(v, default=str, ensure_ascii=False, sort_keys=True)
 
 
-def _short_time(iso: str) -> str:
-    return iso.replace("T", " ")
+TEXT_WIDTH = 80  # plan lines are wrapped by field to fit a terminal this wide (never inside a value)
+_BREAKS = (" → ", ", ", "   ")  # where a long line may wrap: between old and new, list items, fields
+
+
+def fit(line: str, width: int = TEXT_WIDTH) -> list[str]:
+    """`line` as lines of at most `width` columns, broken only at field boundaries (`_BREAKS`).
+
+    Continuation lines are indented to where the line's value starts (after `name: `), so a wrapped
+    list of times still reads as one column; a single piece longer than `width` stays whole.
+    """
+    if len(line) <= width:
+        return [line]
+    pieces = [line]
+    for separator in _BREAKS:
+        pieces = [part for piece in pieces for part in _split_keeping(piece, separator)]
+    stripped = line.lstrip()
+    colon = stripped.find(": ")
+    hang = len(line) - len(stripped) + (colon + 2 if 0 <= colon < 24 else 2)
+    hang = min(hang, width // 2)
+    lines: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current.strip() and len(current) + len(piece.rstrip()) > width:
+            lines.append(current.rstrip())
+            current = " " * hang + piece.lstrip()
+        else:
+            current += piece
+    lines.append(current.rstrip())
+    return lines
+
+
+def _split_keeping(text: str, separator: str) -> list[str]:
+    parts = text.split(separator)
+    if separator == " → ":  # the arrow starts the continuation line: the first thing read is "→ new"
+        return [parts[0], *(separator.lstrip() + part for part in parts[1:])] if len(parts) > 1 else parts
+    return [part + separator for part in parts[:-1]] + [parts[-1]]
+
+
+def _zone_of(view: dict[str, Any]) -> str | None:
+    """The schedule's own zone, for its times (the desired side names it; the live side may not)."""
+    spec = view.get("trigger_spec")
+    zone = spec.get("timezone") if isinstance(spec, dict) else view.get("timezone")
+    return zone if isinstance(zone, str) else None
 
 
 def _change_lines(change: Change) -> list[str]:
     lines: list[str] = []
     after = change.after or {}
     before = change.before or {}
+    zone = _zone_of(after) or _zone_of(before)
+
+    def _short_time(iso: str) -> str:
+        return human_iso(iso, zone)
+
     if change.action is Action.CREATE or (change.action is Action.ADOPT and not change.fields):
         lines.append(f"workflow: {after.get('workflow_name')}   name: {_value(after.get('name'))}")
         lines.append(f"trigger:  {after.get('trigger')}")
@@ -96,6 +143,7 @@ def render_text(
     verbose: bool = False,
     target: str = "",
     mark: Callable[[Change], str] | None = None,
+    width: int = TEXT_WIDTH,
 ) -> str:
     """The terminal rendering: Terraform-style symbols, changed fields old → new, next runs.
 
@@ -113,7 +161,8 @@ def render_text(
 
     out: list[str] = []
     if target:
-        out.append(f"Planning namespace '{plan.namespace}' against {target}")
+        heading = f"Planning namespace '{plan.namespace}' against {target}"
+        out.extend([heading] if len(heading) <= width else [heading.removesuffix(target).rstrip(), f"  {target}"])
         out.append("")
     for change in plan.changes:
         foreign = change.owner is not None and change.owner != change.new_owner
@@ -130,7 +179,7 @@ def render_text(
         note = mark(change) if mark and change.touches_database else ""
         if note:
             head += f"   ({note})"
-        out.append(paint(head, _COLOR[change.action]))
+        out.extend(paint(part, _COLOR[change.action]) for part in fit(head, width))
         out.extend(f"      {visible(line)}" for line in _change_lines(change))
     if plan.unmanaged:
         out.append("")
@@ -149,7 +198,7 @@ def render_text(
         out.append(paint(f"error: {error}", "red"))
     out.append("")
     out.append(summary_text(plan) if plan.has_changes else "No changes. " + summary_text(plan))
-    return "\n".join(out)
+    return "\n".join(part for line in out for part in (fit(line, width) if "\x1b" not in line else [line]))
 
 
 def plan_as_dict(plan: Plan) -> dict[str, Any]:
@@ -233,7 +282,7 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET, mark: Callable
         row = (
             f"| `{_SYMBOL[change.action]}` | `{change.key}` | {change.action.value}"
             f"{' (drift)' if change.drift else ''} | {_md_escape(str(after.get('trigger', '')))} | "
-            f"{_short_time(nxt)} | {note} |"
+            f"{human_iso(nxt, _zone_of(after))} | {note} |"
         )
         if used + len(row) + 1 > budget:
             break

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
+import re
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from reconciler import store
+from reconciler.render import fit
+from reconciler.timetext import human_iso, human_time
 
 SCHEDULE = "  - {{key: {key}, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {{hour: 1}}}}\n"
 
@@ -27,17 +34,22 @@ def environment(**extra: str) -> dict[str, str]:
     return {**env, "COLUMNS": "80", "LINES": "24", "TERM": "xterm", **extra}
 
 
-def on_terminal(args: list[str], answer: str | None, *, cwd: Path, timeout: float = 60) -> tuple[int, str]:
-    """Run `schedules ARGS` with stdin/stdout/stderr on a pty; type `answer` when asked. (exit code, screen)."""
+def on_terminal(
+    args: list[str], answer: str | None, *, cwd: Path, timeout: float = 60, columns: int = 80
+) -> tuple[int, str]:
+    """Run `schedules ARGS` with stdin/stdout/stderr on a pty of `columns` × 24; type `answer` when asked.
+    Returns (exit code, what the screen received)."""
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     os.set_blocking(leader, False)
+    env = {k: v for k, v in environment().items() if k not in ("COLUMNS", "LINES")}  # the terminal's own size
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args],
         stdin=follower,
         stdout=follower,
         stderr=follower,
         cwd=cwd,
-        env=environment(),
+        env=env,
         close_fds=True,
     )
     os.close(follower)
@@ -201,5 +213,61 @@ def test_a_plain_install_talks_to_postgresql(pg_url: str, tmp_path: Path) -> Non
     directory = tmp_path / "schedules.d"
     write(directory, "a")
     line = one_error_line(cli("reconcile", "--dry-run", str(directory), "--db", pg_url, python=python, cwd=tmp_path))
-    assert "psycopg" not in line
+    assert "No module named" not in line
     assert line == f"error: {store.missing_tables_message(store.redact_url(pg_url))}"
+
+
+def test_one_human_time_format() -> None:
+    winter = datetime(2026, 12, 2, 1, 30, tzinfo=UTC)
+    assert human_time(winter, "Europe/Amsterdam") == "2026-12-02 02:30 CET (01:30 UTC)"
+    assert human_time(datetime(2026, 7, 1, 23, 30, tzinfo=UTC), "Europe/Amsterdam") == (
+        "2026-07-02 01:30 CEST (2026-07-01 23:30 UTC)"
+    )
+    assert human_time(datetime(2026, 12, 1, 15, 56, 33, 847737, tzinfo=UTC)) == "2026-12-01 15:56:33 UTC"
+    assert human_iso("2026-12-01T09:56:59.363156") == "2026-12-01 09:56:59 UTC"  # naive: UTC, as stored
+    assert human_iso("2026-12-02T02:30:00+01:00", "Europe/Amsterdam") == "2026-12-02 02:30 CET (01:30 UTC)"
+
+
+def test_long_plan_lines_wrap_by_field_never_inside_a_time() -> None:
+    times = ", ".join(human_time(datetime(2026, 12, d, 1, 30, tzinfo=UTC), "Europe/Amsterdam") for d in (2, 3, 4))
+    wrapped = fit(f"      next runs: {times}")
+    assert all(len(line) <= 80 for line in wrapped)
+    assert len(wrapped) == 3
+    assert all(line.strip().removesuffix(",").endswith("(01:30 UTC)") for line in wrapped)
+    assert wrapped[1].startswith(" " * 17 + "2026-12-03")  # continuation under the first value
+    assert fit('      name: "a" → "b"') == ['      name: "a" → "b"']
+
+
+def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    db = f"sqlite:///{tmp_path / 'schedules.db'}"
+    directory.mkdir()
+    spec = (
+        "  - {key: nightly-validate-subscriptions-in-amsterdam, workflow_name: task_validate_subscriptions,"
+        " trigger: cron, trigger_kwargs: {hour: HOUR, minute: 30}, timezone: Europe/Amsterdam}\n"
+    )
+    (directory / "s.yaml").write_text("schedules:\n" + spec.replace("HOUR", "2"))
+    assert on_terminal(["reconcile", str(directory), "--db", db], None, cwd=tmp_path)[0] == 0
+    (directory / "s.yaml").write_text("schedules:\n" + spec.replace("HOUR", "3"))
+    code, screen = on_terminal(["reconcile", "--dry-run", str(directory), "--db", db], None, cwd=tmp_path)
+    assert code == 0, screen
+    # Every line fits, except the database URL alone on its line (a path is never broken).
+    visible = re.sub(r"\x1b\[[0-9;]*m", "", screen)  # colour codes take no columns
+    lines = [line for line in visible.splitlines() if line.strip() != f"sqlite:///{tmp_path / 'schedules.db'}"]
+    assert max(len(line) for line in lines) <= 80, screen
+    assert "CET (" in screen and "UTC)" in screen
+    assert "+01:00" not in screen and ".0000" not in screen  # no offsets, no microseconds
+
+    code, narrow = on_terminal(["show-schedule", str(directory), "--db", db], None, cwd=tmp_path)
+    assert code == 0, narrow
+    url = f"sqlite:///{tmp_path / 'schedules.db'}"
+    shown = [line for line in narrow.splitlines() if line.strip() != url]
+    assert max(len(line) for line in shown) <= 80, narrow
+    assert any(line.startswith("nightly-validate-subscriptions-in-amsterdam") for line in shown)  # the key whole
+    assert any("2026-" in line and " CET (" in line and "UTC)" in line for line in shown)  # a time whole
+    assert "workflow" not in narrow and "task_validate_subscriptions" not in narrow  # narrow: key, trigger, next
+
+    code, wide = on_terminal(["show-schedule", str(directory), "--db", db], None, cwd=tmp_path, columns=200)
+    assert code == 0, wide
+    header = wide.splitlines()[2]
+    assert all(column in header for column in ("key", "name", "workflow", "trigger", "next run", "source", "drift"))

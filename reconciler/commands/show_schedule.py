@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.plan import Action, Change, PlanSettings, compute_plan
 from reconciler.provenance import describe_entry
 from reconciler.spec import DesiredSchedule
+from reconciler.timetext import human_iso, human_time
 
 FORMAT_VERSION = 1
 UNKNOWN_DRIFT = "?"
@@ -58,6 +60,8 @@ class ScheduleLine:
     detail: str | None = None
     applied: str = ""  # where a managed schedule came from: path:line @ commit by author
     owner: str | None = None  # the source that applied it (ledger), e.g. github.com/org/repo:schedules.d
+    # The next run as a person reads it, in the schedule's zone with UTC beside it (text only; not in JSON).
+    next_run_shown: str | None = field(default=None, compare=False)
 
     @property
     def sort_key(self) -> tuple[int, str, str]:
@@ -151,6 +155,7 @@ def collect(
                 trigger=triggers.describe(state["trigger"]),
                 next_run_local=_local_text(pickled) if pickled is not None else None,
                 next_run_utc=utc.isoformat() if utc else None,
+                next_run_shown=human_time(pickled) if pickled is not None else None,
                 paused=job.next_run_time is None,
                 source=source,
                 drift=drift,
@@ -188,21 +193,21 @@ def collect(
     return sorted(lines, key=lambda line: line.sort_key)
 
 
-def _utc_text(iso: str | None) -> str:
-    if iso is None:
-        return ""
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S")
+def _next_run(line: ScheduleLine) -> str:
+    if line.next_run_shown:
+        return line.next_run_shown
+    if line.next_run_utc:
+        return human_iso(line.next_run_utc)
+    return "paused" if line.paused else ""
 
 
 def _columns(line: ScheduleLine) -> list[str]:
-    paused = "paused" if line.paused else ""
     return [
         line.key or "",
         line.name or (f"({line.detail})" if line.source == "unreadable" and line.detail else ""),
         line.workflow or "",
         line.trigger or "",
-        line.next_run_local or paused,
-        _utc_text(line.next_run_utc) or paused,
+        _next_run(line),
         line.source,
         line.drift,
         _EMAIL.sub("", line.applied),  # the table keeps the author's name; JSON has the full author
@@ -210,30 +215,88 @@ def _columns(line: ScheduleLine) -> list[str]:
     ]
 
 
+def _record(line: ScheduleLine) -> str:
+    fields = zip(HEADERS[1:], _columns(line)[1:], strict=True)
+    return "\n".join([line.key or line.id, *(f"    {name + ':':<10}{value}" for name, value in fields if value), ""])
+
+
+def _table_fits(lines: Sequence[ScheduleLine], columns: int) -> bool:
+    """Whether the narrow table has room for whole keys, whole times and a trigger column of 20."""
+    rows = [_narrow_columns(line) for line in lines]
+    key = max((len(row[0]) for row in rows), default=0)
+    when = max((len(row[2]) for row in rows), default=0)
+    return key + when + 20 + 6 <= columns
+
+
+def _brief(line: ScheduleLine) -> str:
+    key, trigger, when = _narrow_columns(line)
+    return "\n".join([key, f"    {trigger}", f"    next run: {when}" if when else "    (no next run)"])
+
+
+def _narrow_columns(line: ScheduleLine) -> list[str]:
+    state = f" ({line.drift})" if line.drift not in ("", "no") else ""  # drift, pending, ?: worth a look
+    return [(line.key or line.id) + state, line.trigger or "", _next_run(line)]
+
+
 _EMAIL = re.compile(r"\s*<[^>]*>")
-HEADERS = [
-    "key", "name", "workflow", "trigger", "next run (local)", "next run (UTC)", "source", "drift", "applied", "owner",
-]  # fmt: skip
+HEADERS = ["key", "name", "workflow", "trigger", "next run", "source", "drift", "applied", "owner"]
+NARROW_HEADERS = ["key", "trigger", "next run"]
+_WHOLE = frozenset({"key", "next run"})
+_LONG = frozenset({"applied", "owner"})  # shown with -v (one block per job), too long for a table row
+WIDE_COLUMNS = 120  # below this, the narrow layout: a wide table at 80 columns wraps every value
+FULL_COLUMNS = 160  # from this on, the name column too
 
 
-def render_text(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:
-    """A rich table (plain text, no colour when not on a terminal)."""
+def terminal_width() -> int:
+    """Columns to lay the table out for: the terminal's (or $COLUMNS), else wide (a file gets everything)."""
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return shutil.get_terminal_size((80, 24)).columns
+    return 240
+
+
+def render_text(
+    lines: Sequence[ScheduleLine],
+    notes: Sequence[str],
+    *,
+    width: int | None = None,
+    verbose: bool = False,
+    target: str = "",
+) -> str:
+    """A table (plain text): key, trigger in words and next run below WIDE_COLUMNS, every column with
+    -v or on wide terminals. Values wrap inside their column, keys never break."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    columns = width or terminal_width()
+    wide = columns >= WIDE_COLUMNS
+    # The applied commit is long (-v shows it); the name only where there is room for it.
+    headers = (
+        NARROW_HEADERS
+        if not wide
+        else [h for h in HEADERS if h not in _LONG and (h != "name" or columns >= FULL_COLUMNS)]
+    )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for header in HEADERS:
-        table.add_column(header, overflow="fold")
+    for header in headers:
+        whole = header in _WHOLE  # identifiers and times never break; prose wraps at word boundaries
+        table.add_column(header, overflow="fold", no_wrap=whole)
     for line in lines:
-        table.add_row(*_columns(line))
+        cells = dict(zip(HEADERS, _columns(line), strict=True))
+        table.add_row(*([cells[h] for h in headers] if wide else _narrow_columns(line)))
     buffer = io.StringIO()
-    width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else 240
-    console = Console(file=buffer, width=width, no_color=True, highlight=False, emoji=False)
+    console = Console(file=buffer, width=columns, no_color=True, highlight=False, emoji=False)
     console.print(table)
-    text = buffer.getvalue().rstrip()
-    footer = [f"{len(lines)} job(s).", *notes]
-    return "\n".join([text, "", *footer]) if lines else "\n".join(["No jobs.", *notes])
+    text = "\n".join(row.rstrip() for row in buffer.getvalue().rstrip().splitlines())
+    if verbose:  # one block per job: every field, readable at any width
+        text = "\n".join(_record(line) for line in lines)
+    elif not wide and not _table_fits(lines, columns):  # long keys: key, then its trigger and next run below
+        text = "\n".join(_brief(line) for line in lines)
+    title = [f"Jobs in {target}", ""] if target else []
+    if title and len(title[0]) > columns:
+        title = ["Jobs in", f"  {target}", ""]
+    more = "" if verbose else " -v: every field of each job."
+    footer = [f"{len(lines)} job(s).{more}", *notes]
+    return "\n".join([*title, text, "", *footer]) if lines else "\n".join([*title, "No jobs.", *notes])
 
 
 def render_markdown(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:
@@ -251,7 +314,7 @@ def render_json(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:
     """`{"format_version": 1, "jobs": [...], "notes": [...]}`."""
     body: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "jobs": [asdict(line) for line in lines],
+        "jobs": [{k: v for k, v in asdict(line).items() if k != "next_run_shown"} for line in lines],
         "notes": list(notes),
     }
     return json.dumps(body, indent=2)
@@ -264,6 +327,7 @@ def run_show_schedule(
     fmt: str = "text",
     namespace: str = "default",
     func: str = ORCHESTRATOR_FUNC,
+    verbose: bool = False,
 ) -> CommandResult:
     """The whole command: exit code, stdout lines, stderr lines. Never writes (read-only connection)."""
     from reconciler.commands.validate import load_desired
@@ -296,4 +360,5 @@ def run_show_schedule(
         return CommandResult(0, [render_json(lines, notes)], err)
     if fmt in ("markdown", "github"):
         return CommandResult(0, [render_markdown(lines, notes)], err)
-    return CommandResult(0, [render_text(lines, notes)], err)
+    shown = render_text(lines, notes, verbose=verbose, target=store.redact_url(db_url))
+    return CommandResult(0, [shown], err)

@@ -25,6 +25,7 @@ from typing import Any
 from reconciler import provenance, store
 from reconciler.exit_codes import CommandResult
 from reconciler.plan import PlanSettings
+from reconciler.timetext import human_iso
 
 MAX_COMMITS_LISTED = 20
 
@@ -192,7 +193,8 @@ def render_text(report: StatusReport, directory: Path) -> list[str]:
     out = [f"Database:     {report.target} (namespace '{report.namespace}')"]
     if report.applied_commit:
         who = f" by {report.applied_author}" if report.applied_author else ""
-        out.append(f"Last applied: {provenance.short_commit(report.applied_commit)} at {report.applied_at}{who}")
+        when = human_iso(report.applied_at)
+        out.append(f"Last applied: {provenance.short_commit(report.applied_commit)} at {when}{who}")
     else:
         out.append("Last applied: no commit recorded in the ledger (never applied from git, or nothing applied)")
     if not report.git:
