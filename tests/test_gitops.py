@@ -110,7 +110,7 @@ def test_apply_records_commit_author_and_repo_relative_source(db_url: str, repo:
     assert code == 0
     applied = {job["key"]: job["applied"] for job in json.loads(shown[0])["jobs"]}
     assert applied["alpha"] == f"schedules.d/a.yaml:2 @ {sha[:12]} by {JANE}"
-    result = run_show_schedule(db_url, directory=d, fmt="text")
+    result = run_show_schedule(db_url, directory=d, fmt="text", verbose=True)  # -v: the applied commit
     code, table, _ = result.exit_code, result.out, result.err
     assert code == 0 and f"@ {sha[:12]}" in "\n".join(table)
 
