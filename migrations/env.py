@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from reconciler.migrate import VERSION_TABLE
 from reconciler.store import ledger_metadata
-
-VERSION_TABLE = "reconciler_alembic_version"
 
 
 def run_migrations_online() -> None:

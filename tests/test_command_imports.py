@@ -1,0 +1,57 @@
+"""Each command imports only what it uses: a whole `schedules` process, asked what it loaded.
+
+Start-up is most of a small command's time (bench/whole.py measures it); these tests pin down the
+imports that make the difference, never a duration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+
+from reconciler import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+WATCHED = ("alembic", "sqlalchemy", "reconciler.apply", "reconciler.jobstate", "psycopg")
+
+PROBE = """
+import atexit, json, sys
+def report():
+    loaded = sorted({m for m in sys.modules for w in WATCHED if m == w or m.startswith(w + ".")} & set(WATCHED))
+    print(json.dumps(loaded), file=sys.stderr)
+atexit.register(report)
+sys.argv = ["schedules", *sys.argv[1:]]
+from reconciler.cli import main
+main()
+"""
+
+
+def loaded_by(*args: str, cwd: Path) -> tuple[int, list[str]]:
+    """Run `schedules ARGS` in a process of its own; its exit code and which watched modules it imported."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "CACHE_URI")}
+    code = PROBE.replace("WATCHED", repr(WATCHED))
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return done.returncode, json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_the_migration_head_is_read_from_the_files_as_alembic_reads_it() -> None:
+    script = ScriptDirectory(str(REPO / "migrations"))
+    assert migrate.head_revisions() == frozenset(script.get_heads())
+
+
+def test_only_a_migration_imports_alembic(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'schedules.db'}"
+    schedules = str(REPO / "schedules.d")
+    code, first = loaded_by("reconcile", schedules, "--db", db, cwd=tmp_path)
+    assert code == 0 and "alembic" in first  # a new database: the ledger is created by its migration
+    code, again = loaded_by("reconcile", schedules, "--db", db, cwd=tmp_path)
+    assert code == 0 and "alembic" not in again and "reconciler.apply" in again  # at head: nothing to migrate
+    code, dry = loaded_by("reconcile", schedules, "--db", db, "--dry-run", cwd=tmp_path)
+    assert code == 0 and "alembic" not in dry
+    code, checked = loaded_by("validate", schedules, cwd=tmp_path)
+    assert code == 0 and checked == []
