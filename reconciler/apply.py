@@ -21,11 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from reconciler import guard, interrupts, migrate, store, triggers
+from reconciler import guard, interrupts, migrate, reads, store, triggers
+from reconciler.apply_settings import ApplySettings as ApplySettings  # re-exported: callers say applier.X
+from reconciler.apply_settings import Provenance as Provenance
 from reconciler.jobstate import JobRow, JobStatePickler, build_job_row
-from reconciler.plan import Change, LedgerRecord, Plan, PlanSettings, compute_plan, expected_rows
+from reconciler.plan import Change, LedgerRecord, Plan, PlanSettings
 from reconciler.spec import DesiredSchedule
-from reconciler.state import LedgerEntry, LiveJob, LiveState, Workflow
+from reconciler.state import LedgerEntry, LiveJob, LiveState
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +43,6 @@ class ApplyError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where the applied schedules came from (git), recorded in the ledger."""
-
-    commit: str | None = None
-    author: str | None = None
-
-
-@dataclass(frozen=True)
-class ApplySettings:
-    guard_seconds: float = guard.DEFAULT_BOUND  # the hold rule's bound (reconciler/guard.py)
-    lock_timeout: float = 30.0
-    redis_url: str | None = None
-    expected_fingerprint: str | None = None
-    provenance: Provenance = field(default_factory=Provenance)
 
 
 @dataclass(frozen=True)
@@ -381,25 +366,11 @@ def _moved(basis: store.LiveState, fresh: store.LiveState, ids: Collection[str])
 def dry_run(engine: Engine, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime) -> Plan:
     """The plan without writing anything (no migration, no ledger, no lock): safe for a read-only role."""
     with engine.connect() as conn, conn.begin():
-        if store.is_sqlite(conn) and not store.has_schedule_tables(conn):
-            live = replace(store.read_live_state(conn), workflows=_embedded_workflows())
-            return compute_plan(desired, live, settings, now)
-        return read_and_plan(conn, desired, settings, now)[1]
+        return reads.dry_run_plan(reads.Reader.of(conn), desired, settings, now)
 
 
 def read_and_plan(
     conn: Connection, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime
 ) -> tuple[LiveState, Plan]:
-    """Read the live state and plan it. Rows still as our ledger recorded them for an unchanged spec are
-    read as digests only (the planner's own `expected_rows` names them); every other row arrives decoded."""
-    live = store.read_live_state(
-        conn, expect=lambda ledger, workflows: expected_rows(desired, ledger, workflows, settings)
-    )
-    return live, compute_plan(desired, live, settings, now)
-
-
-def _embedded_workflows() -> tuple[Workflow, ...]:
-    # What `prepare` would seed into an empty embedded database, so its dry run plans honestly.
-    return tuple(
-        Workflow(f"00000000-0000-0000-0000-{i:012d}", n, d, True, False) for i, (n, d) in enumerate(store.CORE_TASKS)
-    )
+    """Read the live state inside `conn`'s transaction and plan it (see `reads.read_and_plan`)."""
+    return reads.read_and_plan(reads.Reader.of(conn), desired, settings, now)

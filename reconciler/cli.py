@@ -195,8 +195,8 @@ def reconcile(
     ] = None,
 ) -> CommandResult:
     """Plan (--dry-run) or apply schedules.d/ to the database, in one transaction."""
-    from reconciler import store
-    from reconciler.apply import ApplySettings
+    from reconciler import database_url
+    from reconciler.apply_settings import ApplySettings
     from reconciler.commands.reconcile import ReconcileOptions, ask_on_terminal, run
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
@@ -211,7 +211,7 @@ def reconcile(
         fail("--expect-digest guards an apply; drop --dry-run")
     options = ReconcileOptions(
         directory=directory,
-        db_url=store.resolve_db_url(db, directory),
+        db_url=database_url.resolve_db_url(db, directory),
         dry_run=dry_run,
         detailed_exitcode=detailed_exitcode,
         fmt=fmt.value,
@@ -250,7 +250,7 @@ def status(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Last applied commit vs HEAD, and whether the database drifted. Read-only."""
-    from reconciler import store
+    from reconciler import database_url
     from reconciler.commands.status import run_status
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
@@ -260,7 +260,7 @@ def status(
     from reconciler.deadline import bounded
 
     with bounded(timeout):
-        return run_status(directory, store.resolve_db_url(db, directory), settings, shown)
+        return run_status(directory, database_url.resolve_db_url(db, directory), settings, shown)
 
 
 @app.command("health")
@@ -290,12 +290,12 @@ def health(
     """
     from datetime import timedelta
 
-    from reconciler import store
+    from reconciler import database_url
     from reconciler.commands.health import HealthOptions, parse_duration, parse_instant, run_health, serve_health
     from reconciler.health.core import Tolerance
 
     options = HealthOptions(
-        db_url=store.resolve_db_url(db, directory),
+        db_url=database_url.resolve_db_url(db, directory),
         since=parse_duration(since),
         directory=directory,
         fmt=fmt,
@@ -358,13 +358,13 @@ def import_schedules(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Write imported.yaml for jobs created through orchestrator-core's API/UI; reconcile then adopts them."""
-    from reconciler import store
+    from reconciler import database_url
     from reconciler.commands.import_jobs import run
     from reconciler.deadline import bounded
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
     with bounded(timeout):
-        return run(out, store.resolve_db_url(db, out), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
+        return run(out, database_url.resolve_db_url(db, out), force=force, check=check, func=func or ORCHESTRATOR_FUNC)
 
 
 STARTER_HELP = (
@@ -437,7 +437,7 @@ def run_command(
     are picked up within a second (PostgreSQL LISTEN/NOTIFY, SQLite polling). SIGTERM/SIGINT stop it
     gracefully: no new starts, starts under way finish, exit 0. Logs are structured, one line per start.
     """
-    from reconciler import store
+    from reconciler import database_url
     from reconciler.runner import RunnerOptions, run_runner, runnable
     from reconciler.starters import StarterConfigError, StarterOptions, make_starter
 
@@ -446,9 +446,9 @@ def run_command(
     try:
         chosen = make_starter(StarterOptions(starter, orchestrator_url, token, start_timeout))
     except StarterConfigError as exc:
-        fail(store.redact(str(exc), token))
+        fail(database_url.redact(str(exc), token))
     options = RunnerOptions(
-        db_url=store.resolve_db_url(db),
+        db_url=database_url.resolve_db_url(db),
         runnable_funcs=runnable([func] if func else None),
         lease_seconds=lease_seconds,
         poll_interval=poll_interval,
@@ -479,14 +479,14 @@ def show_schedule(
     Below 120 columns the table keeps those three; -v or a wider terminal adds name, workflow, source
     (gitops / api / decorator / unreadable), drift and the applied commit. Read-only.
     """
-    from reconciler import store
+    from reconciler import database_url
     from reconciler.commands.show_schedule import run_show_schedule
     from reconciler.deadline import bounded
     from reconciler.jobstate import ORCHESTRATOR_FUNC
 
     with bounded(timeout):
         return run_show_schedule(
-            store.resolve_db_url(db, directory),
+            database_url.resolve_db_url(db, directory),
             directory=directory,
             fmt=fmt.value,
             namespace=namespace,
@@ -508,7 +508,7 @@ def force_command(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Start that schedule's workflow now, through the same starter as `run`."""
-    from reconciler import store
+    from reconciler import database_url
     from reconciler.commands.force import run_force
     from reconciler.deadline import bounded
     from reconciler.runner import runnable
@@ -516,7 +516,7 @@ def force_command(
 
     with bounded(timeout):
         return run_force(
-            store.resolve_db_url(db),
+            database_url.resolve_db_url(db),
             key,
             StarterOptions(starter, orchestrator_url, token, start_timeout),
             namespace=namespace,

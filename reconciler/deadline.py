@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,19 +47,36 @@ def remaining() -> float | None:
     return max(0.0, _bound[-1] - time.monotonic()) if _bound else None
 
 
-def _track(dbapi_connection: Any, _record: Any) -> None:
+def track(dbapi_connection: Any, _record: Any = None) -> None:
+    """Watch a DB-API connection: a bound that expires severs it. Every engine of `store.connect` calls this
+    for each connection it opens (a SQLAlchemy "connect" listener); the bare connections of a dry run
+    (reads.open_read_only) call it themselves, so a bound never needs SQLAlchemy imported."""
     try:
         _connections.add(dbapi_connection)
     except TypeError:
         _plain.append(dbapi_connection)
 
 
-def _listen() -> None:
-    from sqlalchemy import event
-    from sqlalchemy.pool import Pool
-
-    if not event.contains(Pool, "connect", _track):
-        event.listen(Pool, "connect", _track)
+def pg_connect_args(query: Mapping[str, Any], read_only: bool) -> dict[str, Any]:
+    """libpq settings that keep a dead or frozen server from hanging a command: a bound on each connection
+    attempt, TCP keepalives (a vanished host is noticed), and, for a command running under --timeout, a
+    statement_timeout of what is left of it (a live but stuck server cancels itself). `query` holds the
+    URL's own settings, which win."""
+    args: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    args = {k: v for k, v in args.items() if k not in query}
+    options = ["-c default_transaction_read_only=on"] if read_only else []
+    left = remaining()
+    if left is not None and "options" not in query:
+        options.append(f"-c statement_timeout={max(1, int(left * 1000))}")
+    if options and "options" not in query:
+        args["options"] = " ".join(options)
+    return args
 
 
 def _sever(dbapi_connection: Any) -> None:
@@ -94,7 +111,6 @@ def bounded(seconds: float) -> Iterator[None]:
     if seconds <= 0:
         yield
         return
-    _listen()
     done = threading.Event()
     expired: list[str] = []
 

@@ -12,9 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 
 from reconciler import migrate
+from tests.conftest import init_compatible
 
 REPO = Path(__file__).resolve().parent.parent
 WATCHED = ("alembic", "sqlalchemy", "reconciler.apply", "reconciler.jobstate", "psycopg")
@@ -52,6 +54,16 @@ def test_only_a_migration_imports_alembic(tmp_path: Path) -> None:
     code, again = loaded_by("reconcile", schedules, "--db", db, cwd=tmp_path)
     assert code == 0 and "alembic" not in again and "reconciler.apply" in again  # at head: nothing to migrate
     code, dry = loaded_by("reconcile", schedules, "--db", db, "--dry-run", cwd=tmp_path)
-    assert code == 0 and "alembic" not in dry
+    assert code == 0 and dry == ["reconciler.jobstate"]  # no SQLAlchemy, no apply code: plain sqlite3 reads
     code, checked = loaded_by("validate", schedules, cwd=tmp_path)
     assert code == 0 and checked == []
+
+
+@pytest.mark.postgres
+def test_a_postgres_dry_run_reads_through_psycopg_alone(pg_url: str, tmp_path: Path) -> None:
+    init_compatible(pg_url).dispose()
+    schedules = str(REPO / "schedules.d")
+    code, applied = loaded_by("reconcile", schedules, "--db", pg_url, cwd=tmp_path)
+    assert code == 0 and {"sqlalchemy", "reconciler.apply"} <= set(applied)
+    code, dry = loaded_by("reconcile", schedules, "--db", pg_url, "--dry-run", "--detailed-exitcode", cwd=tmp_path)
+    assert code == 0 and dry == ["psycopg", "reconciler.jobstate"]

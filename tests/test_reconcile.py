@@ -18,7 +18,7 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select, text
 
-from reconciler import store
+from reconciler import reads, store
 from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import Outcome, ReconcileOptions, run
 from reconciler.jobstate import build_job_row, load_job_state
@@ -535,7 +535,7 @@ def test_a_row_deleted_between_the_two_reads_is_left_out(pg_url: str, tmp_path: 
         listed = {i: store.LiveJob(i, n, (), d) for i, (n, d) in digests.items()}
         gone = schedule_id_for("default", "a")
         conn.execute(store.apscheduler_jobs.delete().where(store.apscheduler_jobs.c.id == gone))
-        filled = store._with_states(conn, listed, [gone, schedule_id_for("default", "b")])
+        filled = reads._with_states(reads.Reader.of(conn), listed, [gone, schedule_id_for("default", "b")])
         conn.rollback()
     engine.dispose()
     assert set(filled) == {schedule_id_for("default", "b")}

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from reconciler import apply as applier
-from reconciler import provenance, render, store
+from reconciler import provenance, reads, render
+from reconciler.apply_settings import ApplySettings, Provenance
 from reconciler.commands.validate import format_problems, load_desired
+from reconciler.database_url import DEFAULT_DB_URL, describe_db_error, redact, redact_url
 from reconciler.exit_codes import CommandResult
 from reconciler.plan import Action, Change, Plan, PlanSettings
 from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
@@ -29,14 +29,14 @@ from reconciler.spec import DesiredSchedule
 @dataclass
 class ReconcileOptions:
     directory: Path = Path("schedules.d")
-    db_url: str = store.DEFAULT_DB_URL
+    db_url: str = DEFAULT_DB_URL
     dry_run: bool = False
     detailed_exitcode: bool = False
     fmt: str = "text"
     plan_out: Path | None = None
     plan_in: Path | None = None
     settings: PlanSettings = field(default_factory=PlanSettings)
-    apply: applier.ApplySettings = field(default_factory=applier.ApplySettings)
+    apply: ApplySettings = field(default_factory=ApplySettings)
     color: bool = False
     verbose: bool = False
     # Git awareness (see reconciler/provenance.py): refuse uncommitted schedule files unless allow_dirty;
@@ -115,29 +115,64 @@ def _warning_lines(warnings: list[Problem], fmt: str) -> list[str]:
     return [format_problems(warnings, "github" if fmt == "github" else "text")]
 
 
-def _completed_keys(options: ReconcileOptions, settings: PlanSettings) -> frozenset[str]:
+def _completed_keys(options: ReconcileOptions, settings: PlanSettings, reader: reads.Reader | None) -> frozenset[str]:
     """Owned keys whose job row is gone: a fired `date` schedule among them is complete, not invalid."""
-    engine = store.connect(options.db_url, read_only=True)
     try:
-        with engine.connect() as conn, conn.begin():
-            return store.absent_keys(conn, settings.namespace)
-    except SQLAlchemyError:
+        if reader is not None:
+            with reader.transaction():
+                return reads.absent_keys(reader, settings.namespace)
+        from reconciler import store
+
+        engine = store.connect(options.db_url, read_only=True)
+        try:
+            with engine.connect() as conn, conn.begin():
+                return store.absent_keys(conn, settings.namespace)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        if not reads.is_database_error(exc):
+            raise
         return frozenset()  # the database error is reported by the plan itself, one line
-    finally:
-        engine.dispose()
+
+
+def _dry_run_plan(
+    reader: reads.Reader | None,
+    engine: Any,
+    desired: list[DesiredSchedule],
+    settings: PlanSettings,
+    now: datetime,
+) -> Plan:
+    """The plan of a dry run: over the bare read-only connection when there is one (no SQLAlchemy, no apply
+    code imported), else through SQLAlchemy's read-only engine (a URL only it understands)."""
+    if reader is not None:
+        with reader.transaction():
+            return reads.dry_run_plan(reader, desired, settings, now)
+    from reconciler import apply as applier
+
+    return applier.dry_run(engine, desired, settings, now)
 
 
 def run(options: ReconcileOptions) -> Outcome:
     """The whole command, as data in and data out (the CLI only prints the outcome)."""
     now = datetime.now(UTC)
-    target = store.redact_url(options.db_url)
+    target = redact_url(options.db_url)
+    if options.base and not options.dry_run:
+        return Outcome(1, err=["error: --base goes with --dry-run"])
+    reader = reads.open_read_only(options.db_url, timeout=options.apply.lock_timeout) if options.dry_run else None
+    try:
+        return _run(options, reader, now, target)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, target: str) -> Outcome:
+    """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads)."""
     settings = options.settings
     expected = None
     warnings: list[Problem] = []  # validation warnings (DST, weekday numbering): shown with the plan
     source: provenance.SourceRepo | None = None
     git: provenance.GitProvenance | None = None
-    if options.base and not options.dry_run:
-        return Outcome(1, err=["error: --base goes with --dry-run"])
     try:
         if options.plan_in is not None:
             try:
@@ -150,7 +185,7 @@ def run(options: ReconcileOptions) -> Outcome:
             loaded = load_desired(
                 options.directory,
                 now=now,
-                completed=_completed_keys(options, settings),
+                completed=_completed_keys(options, settings, reader),
                 follow_symlinks_outside=options.follow_symlinks_outside,
             )
             if not loaded.ok:
@@ -169,40 +204,54 @@ def run(options: ReconcileOptions) -> Outcome:
         # The ledger would name a commit that does not hold what was applied.
         return Outcome(1, err=[provenance.dirty_message(options.directory, git.dirty)])
     if not options.dry_run and git is not None and options.apply.provenance.commit is None:
-        options = replace(
-            options, apply=replace(options.apply, provenance=applier.Provenance(git.recorded_commit, git.author))
-        )
-    engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=options.dry_run)
+        options = replace(options, apply=replace(options.apply, provenance=Provenance(git.recorded_commit, git.author)))
+    if options.dry_run:
+        engine = None
+        if reader is None:  # a URL only SQLAlchemy reads; a URL it cannot read either fails here, as its own error
+            from reconciler import store
+
+            engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
+        try:
+            plan = _dry_run_plan(reader, engine, desired, settings, now)
+        except Exception as exc:  # the database edge: one clear line, never a traceback
+            if not reads.is_database_error(exc):
+                raise
+            return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
+        finally:
+            if engine is not None:
+                engine.dispose()
+        if expected and plan.fingerprint != expected:
+            return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
+        origins: dict[str, str] = {}
+        if options.base and source is not None:
+            try:
+                origins = provenance.branch_origins(source, options.base, plan, desired)
+            except provenance.GitError as exc:
+                return Outcome(1, err=[f"error: {exc}"])
+        out = [
+            render_plan(
+                plan,
+                options.fmt,
+                color=options.color,
+                verbose=options.verbose,
+                target=target,
+                origins=origins,
+            )
+        ]
+        err: list[str] = []
+        if options.plan_out is not None:
+            options.plan_out.write_text(saved_plan_text(plan, desired, settings, git))
+            saved = f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}"
+            # JSON and Markdown are piped into files and comments: keep the note out of them.
+            (err if options.fmt in ("json", "markdown") else out).append(saved)
+        code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
+        err = _warning_lines(warnings, options.fmt) + err
+        return Outcome(code, out=out, err=err, plan=plan, origins=origins, digest=review_digest(plan))
+    from reconciler import apply as applier
+    from reconciler import store
+
+    engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
     try:
-        if options.dry_run:
-            plan = applier.dry_run(engine, desired, settings, now)
-            if expected and plan.fingerprint != expected:
-                return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
-            origins: dict[str, str] = {}
-            if options.base and source is not None:
-                try:
-                    origins = provenance.branch_origins(source, options.base, plan, desired)
-                except provenance.GitError as exc:
-                    return Outcome(1, err=[f"error: {exc}"])
-            out = [
-                render_plan(
-                    plan,
-                    options.fmt,
-                    color=options.color,
-                    verbose=options.verbose,
-                    target=target,
-                    origins=origins,
-                )
-            ]
-            err: list[str] = []
-            if options.plan_out is not None:
-                options.plan_out.write_text(saved_plan_text(plan, desired, settings, git))
-                saved = f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}"
-                # JSON and Markdown are piped into files and comments: keep the note out of them.
-                (err if options.fmt in ("json", "markdown") else out).append(saved)
-            code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
-            err = _warning_lines(warnings, options.fmt) + err
-            return Outcome(code, out=out, err=err, plan=plan, origins=origins, digest=review_digest(plan))
         apply_settings = options.apply
         if options.expect_digest:
             checked = _check_reviewed(engine, desired, settings, options, expected, now)
@@ -224,7 +273,7 @@ def run(options: ReconcileOptions) -> Outcome:
         try:
             result = applier.apply(engine, desired, settings, apply_settings)
         except applier.ApplyError as exc:
-            return Outcome(exc.exit_code, err=[f"error: {store.redact(str(exc), options.apply.redis_url)}"])
+            return Outcome(exc.exit_code, err=[f"error: {redact(str(exc), options.apply.redis_url)}"])
         out = (
             []  # the plan was shown above the question
             if approved
@@ -249,8 +298,10 @@ def run(options: ReconcileOptions) -> Outcome:
             plan=result.plan,
             digest=review_digest(result.plan),
         )
-    except SQLAlchemyError as exc:  # the database edge: one clear line, never a traceback
-        return Outcome(1, err=[f"error: database: {store.describe_db_error(exc)}"])
+    except Exception as exc:  # the database edge: one clear line, never a traceback
+        if not reads.is_database_error(exc):
+            raise
+        return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
     finally:
         engine.dispose()
 
@@ -293,6 +344,8 @@ def _check_reviewed(
 
     Returns the fingerprint to apply under, or the refusal.
     """
+    from reconciler import apply as applier
+
     try:
         applier.prepare(engine, options.apply.lock_timeout)  # an empty embedded database: plan what apply will see
     except applier.ApplyError as exc:
@@ -303,7 +356,7 @@ def _check_reviewed(
     digest = review_digest(plan)
     reviewed = options.expect_digest or ""
     if digest != reviewed:
-        target = store.redact_url(options.db_url)
+        target = redact_url(options.db_url)
         shown = render_plan(plan, options.fmt, color=options.color, verbose=options.verbose, target=target)
         return Outcome(
             3,
