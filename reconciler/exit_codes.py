@@ -96,7 +96,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _database_error(exc: BaseException) -> str:
-    from reconciler.store import describe_db_error
+    from reconciler.database_url import describe_db_error
 
     return f"database: {describe_db_error(exc)}" if isinstance(exc, Exception) else _first_line(exc)
 
@@ -125,6 +125,9 @@ EXCEPTION_EXIT_CODES: dict[str, ExceptionRule] = {
     "sqlalchemy.exc.ArgumentError": ExceptionRule(ExitCode.ERROR, _database_url),
     "sqlalchemy.exc.NoSuchModuleError": ExceptionRule(ExitCode.ERROR, _database_url),
     "sqlalchemy.exc.SQLAlchemyError": ExceptionRule(ExitCode.ERROR, _database_error),
+    # A dry run reads through the drivers themselves (reconciler/reads.py), without SQLAlchemy.
+    "sqlite3.Error": ExceptionRule(ExitCode.ERROR, _database_error),
+    "psycopg.Error": ExceptionRule(ExitCode.ERROR, _database_error),
     "builtins.ModuleNotFoundError": ExceptionRule(ExitCode.ERROR, _missing_module),
     "builtins.OSError": ExceptionRule(ExitCode.ERROR, _os_error),
     "reconciler.interrupts.Terminated": ExceptionRule(ExitCode.TERMINATED, _first_line, prefix=""),
