@@ -43,7 +43,7 @@ from reconciler import store, triggers
 from reconciler.commands.health import HealthOptions, parse_duration
 from reconciler.health.core import assess
 from reconciler.health.reading import read_health_data
-from reconciler.jobstate import JobStatePickler, build_job_row
+from reconciler.jobstate import build_job_row
 
 PROCESSES_DDL = """
 CREATE TABLE processes (
@@ -69,7 +69,6 @@ INSERT INTO engine_settings VALUES (false);
 def populate(url: str, n: int, now: datetime) -> dict[str, int]:
     rng = random.Random(16)
     workflows = [(str(uuid.uuid4()), f"task_bench_{w:05d}") for w in range(max(1, n // 10))]
-    pickler = JobStatePickler()
     rows, links, process_rows = [], [], []
     origin = now - timedelta(hours=48)
     for i in range(n):
@@ -89,7 +88,6 @@ def populate(url: str, n: int, now: datetime) -> dict[str, int]:
                 user_inputs=[{}],
                 name=spec["name"],
                 next_run_time=upcoming[0] if upcoming else None,
-                pickler=pickler,
             )
         )
         links.append((workflow_id, job_id))

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from reconciler import guard, interrupts, migrate, reads, store, triggers
 from reconciler.apply_settings import ApplySettings as ApplySettings  # re-exported: callers say applier.X
 from reconciler.apply_settings import Provenance as Provenance
-from reconciler.jobstate import JobRow, JobStatePickler, build_job_row
+from reconciler.jobstate import JobRow, build_job_row
 from reconciler.plan import Change, LedgerRecord, Plan, PlanSettings
 from reconciler.spec import DesiredSchedule
 from reconciler.state import LedgerEntry, LiveJob, LiveState
@@ -92,7 +92,6 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
     jobs = {j.id: j for j in live.jobs}
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
     out = _Writes()
-    pickler = JobStatePickler()  # equal specs share a trigger object: each is pickled once
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
         written: JobRow | None = None
@@ -101,7 +100,7 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
         if change.remove_row:
             out.deletes.append(change.schedule_id)
         elif change.write_row:
-            written = _build_row(pickler, change, job, settings, now, first_fires)
+            written = _build_row(change, job, settings, now, first_fires)
             (out.updates if job is not None else out.inserts).append(written)
             assert change.name is not None
             out.woken_candidates.append((written.id, change.name))
@@ -119,7 +118,6 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
 
 
 def _build_row(
-    pickler: JobStatePickler,
     change: Change,
     job: LiveJob | None,
     settings: PlanSettings,
@@ -152,7 +150,6 @@ def _build_row(
         coalesce=desired.coalesce,
         max_instances=desired.max_instances,
         func=settings.func,
-        pickler=pickler,
     )
 
 
