@@ -33,10 +33,56 @@ app = HandledTyper(
 
 
 class Format(StrEnum):
+    """reconcile's formats: the plan for a terminal, a machine, a pull request comment, GitHub annotations."""
+
     text = "text"
     json = "json"
     markdown = "markdown"
     github = "github"
+
+
+class ValidateFormat(StrEnum):
+    """validate's formats: problems as text, JSON, or GitHub annotations on the files."""
+
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class StatusFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class TableFormat(StrEnum):
+    """show-schedule's formats."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _show_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        shown = version("reconciler")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        shown = "unknown (not installed)"
+    typer.echo(f"schedules (reconciler) {shown}")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """GitOps for orchestrator-core schedules: YAML in schedules.d/ → validated, planned, applied."""
 
 
 DirectoryArg = Annotated[
@@ -98,7 +144,7 @@ DEFAULT_TIMEOUT = 300.0  # deadline.DEFAULT_TIMEOUT, repeated here so --help imp
 def validate(
     directory: DirectoryArg = Path("schedules.d"),
     db: DbOption = None,
-    fmt: FormatOption = Format.text,
+    fmt: Annotated[ValidateFormat, typer.Option("--format", help="Output format.")] = ValidateFormat.text,
     follow_symlinks_outside: FollowOutsideOption = False,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
@@ -200,6 +246,7 @@ def reconcile(
     from reconciler.commands.reconcile import ReconcileOptions, ask_on_terminal, run
     from reconciler.jobstate import ORCHESTRATOR_FUNC
     from reconciler.plan import PlanSettings
+    from reconciler.terminal import colour_wanted
 
     if plan_out is not None and not dry_run:
         fail("--plan-out goes with --dry-run (apply the saved plan with --plan)")
@@ -226,7 +273,7 @@ def reconcile(
             adopt_from=adopt_from,
         ),
         apply=ApplySettings(guard_seconds=guard_seconds, lock_timeout=lock_timeout, redis_url=redis),
-        color=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
+        color=colour_wanted(sys.stdout),
         verbose=verbose,
         allow_dirty=allow_dirty,
         base=base,
@@ -246,7 +293,7 @@ def status(
     db: DbOption = None,
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
-    fmt: FormatOption = Format.text,
+    fmt: Annotated[StatusFormat, typer.Option("--format", help="Output format.")] = StatusFormat.text,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Last applied commit vs HEAD, and whether the database drifted. Read-only."""
@@ -256,7 +303,7 @@ def status(
     from reconciler.plan import PlanSettings
 
     settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
-    shown = "json" if fmt is Format.json else "text"
+    shown = fmt.value
     from reconciler.deadline import bounded
 
     with bounded(timeout):
@@ -425,7 +472,13 @@ def run_command(
         float, typer.Option("--max-wait", help="Re-read the table at least this often, even without a change signal.")
     ] = 10.0,
     start_timeout: StartTimeoutOption = 60.0,
-    log_format: Annotated[str, typer.Option("--log-format", help="json (one object per line) or console.")] = "json",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="auto: one readable line per event on a terminal, JSON lines otherwise; or json, or console.",
+        ),
+    ] = "auto",
     metrics: Annotated[
         str | None,
         typer.Option("--metrics", help="Serve /metrics on HOST:PORT: start counters, lateness, health gauges."),
@@ -440,9 +493,12 @@ def run_command(
     from reconciler import database_url
     from reconciler.runner import RunnerOptions, run_runner, runnable
     from reconciler.starters import StarterConfigError, StarterOptions, make_starter
+    from reconciler.terminal import human_logs_wanted
 
-    if log_format not in ("json", "console"):
-        fail("--log-format is json or console")
+    if log_format not in ("auto", "json", "console"):
+        fail("--log-format is auto, json or console")
+    if log_format == "auto":
+        log_format = "console" if human_logs_wanted(sys.stderr) else "json"
     try:
         chosen = make_starter(StarterOptions(starter, orchestrator_url, token, start_timeout))
     except StarterConfigError as exc:
@@ -468,7 +524,7 @@ def show_schedule(
     db: DbOption = None,
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
-    fmt: FormatOption = Format.text,
+    fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Every column (name, workflow, source, drift, applied), any width.")

@@ -157,10 +157,12 @@ def for_exception(exc: BaseException) -> tuple[int, str]:
 
 def finish(result: CommandResult) -> NoReturn:
     """Print a command's result (stdout lines, then stderr lines) and exit with its code."""
+    # color=True: colour codes in a result are there because terminal.colour_wanted said so (FORCE_COLOR into a
+    # pipe included); anything from a file or the database was made visible text long before.
     for line in result.out:
-        typer.echo(line)
+        typer.echo(line, color=True)
     for line in result.err:
-        typer.echo(line, err=True)
+        typer.echo(line, err=True, color=True)
     raise typer.Exit(result.exit_code)
 
 

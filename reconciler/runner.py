@@ -41,6 +41,7 @@ from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.leader import Leader, LeadershipLost, make_leader
 from reconciler.runner_store import RunnerJobStore, StartGate, StoredJob
 from reconciler.starters import Starter, StartError, StartRequest, describe_starter
+from reconciler.terminal import colour_wanted
 
 if TYPE_CHECKING:
     from reconciler.runner_metrics import RunnerMetrics
@@ -71,9 +72,12 @@ def configure_logging(fmt: str = "json") -> None:
     """
     if structlog.is_configured():
         return
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    # JSON for machines: ISO 8601; console for people: the one human format (no microseconds, zone named).
+    timestamper = structlog.processors.TimeStamper(fmt="iso" if fmt == "json" else "%Y-%m-%d %H:%M:%S UTC", utc=True)
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=colour_wanted(sys.stderr))
     )
     structlog.configure(
         processors=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -35,14 +36,20 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def on_terminal(
-    args: list[str], answer: str | None, *, cwd: Path, timeout: float = 60, columns: int = 80
+    args: list[str],
+    answer: str | None,
+    *,
+    cwd: Path,
+    timeout: float = 60,
+    columns: int = 80,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """Run `schedules ARGS` with stdin/stdout/stderr on a pty of `columns` × 24; type `answer` when asked.
     Returns (exit code, what the screen received)."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     os.set_blocking(leader, False)
-    env = {k: v for k, v in environment().items() if k not in ("COLUMNS", "LINES")}  # the terminal's own size
+    env = {k: v for k, v in environment(**(extra_env or {})).items() if k not in ("COLUMNS", "LINES")}  # its own size
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args],
         stdin=follower,
@@ -271,3 +278,84 @@ def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path) -> None:
     assert code == 0, wide
     header = wide.splitlines()[2]
     assert all(column in header for column in ("key", "name", "workflow", "trigger", "next run", "source", "drift"))
+
+
+def test_version_and_formats_only_where_they_mean_something(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    shown = cli("--version")
+    assert (shown.returncode, shown.stdout.strip()) == (0, f"schedules (reconciler) {version('reconciler')}")
+    directory = tmp_path / "schedules.d"
+    write(directory, "a")
+    for args in (
+        ["validate", str(directory), "--format", "markdown"],
+        ["status", str(directory), "--format", "github"],
+        ["show-schedule", str(directory), "--format", "github"],
+    ):
+        refused = cli(*args)
+        assert refused.returncode == 2, refused.stdout + refused.stderr  # the parser's usage error
+        assert "Invalid value for '--format'" in refused.stderr
+    assert cli("validate", str(directory), "--format", "github").returncode == 0
+
+
+def test_colour_follows_no_color_force_color_and_term(tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    write(directory, "a")
+    args = ["reconcile", "--dry-run", str(directory), "--db", f"sqlite:///{tmp_path / 'x.db'}"]
+    escape = "\x1b["
+
+    def piped(**env: str) -> str:
+        command = [sys.executable, "-m", "reconciler", *args]
+        done = subprocess.run(command, capture_output=True, text=True, env=environment(**env), timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert escape not in piped()
+    assert escape in piped(FORCE_COLOR="1")  # forced, even into a pipe
+    assert escape not in piped(FORCE_COLOR="0")
+    assert escape in on_terminal(args, None, cwd=tmp_path)[1]
+    for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
+        assert escape not in on_terminal(args, None, cwd=tmp_path, extra_env=env)[1], env
+
+
+@pytest.mark.slow
+def test_runner_logs_for_people_on_a_terminal_and_json_otherwise(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'runner.db'}"
+    args = ["run", "--db", db, "--starter", "command:true", "--poll-interval", "0.2"]
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    time.sleep(4)
+    piped.terminate()
+    _, err = piped.communicate(timeout=30)
+    events = [line for line in err.splitlines() if line.strip()]
+    assert events, err
+    assert all(json.loads(line)["event"] for line in events)  # one JSON object per line
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *args], stdin=follower, stdout=follower, stderr=follower, env=environment()
+    )
+    os.close(follower)
+    time.sleep(4)
+    proc.terminate()
+    proc.wait(timeout=30)
+    screen = b""
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+    lines = [line for line in screen.decode(errors="replace").splitlines() if line.strip()]
+    assert lines, screen
+    assert not lines[0].lstrip().startswith("{")  # a line for a person, not JSON
+    assert " UTC" in lines[0]
