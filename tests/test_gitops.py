@@ -685,7 +685,7 @@ def run_step(script: str, tmp_path: Path, state: dict[str, Any], **env: str) -> 
 @pytest.mark.slow
 def test_sticky_comment_and_reviewed_digest_scripts(tmp_path: Path) -> None:
     wf = load_yaml(".github/workflows/schedules.yml")
-    comment_script = next(s["run"] for s in wf["jobs"]["plan"]["steps"] if "run" in s)
+    comment_script = next(s["run"] for s in wf["jobs"]["plan"]["steps"] if str(s.get("name", "")).startswith("Comment"))
     reviewed_script = next(s["run"] for s in wf["jobs"]["apply"]["steps"] if s.get("id") == "reviewed")
     digest, head = "ab" * 32, "c" * 40
     plan_md = tmp_path / "plan.md"
@@ -736,3 +736,55 @@ def test_sticky_comment_and_reviewed_digest_scripts(tmp_path: Path) -> None:
     state["pulls"]["7"]["head"]["sha"] = head
     code, out, _ = run_step(reviewed_script, tmp_path, state, SHA="d" * 40, GH_TOKEN="x")
     assert code == 3 and "has no plan comment" in out
+
+
+def test_fork_pull_requests_skip_the_plan_with_a_notice(tmp_path: Path) -> None:
+    wf = load_yaml(".github/workflows/schedules.yml")
+    steps = wf["jobs"]["plan"]["steps"]
+    check = next(s for s in steps if s.get("id") == "secrets")
+    plan = next(s for s in steps if s.get("id") == "plan")
+    assert plan["if"] == "steps.secrets.outputs.available == 'true'"
+    assert check["env"]["DATABASE_URI"] == "${{ secrets.SCHEDULES_DATABASE_URI }}"
+    code, out, _ = run_step(check["run"], tmp_path, {}, DATABASE_URI="")
+    assert code == 0, out
+    assert "::notice title=Plan skipped::" in out and "available=false" in out
+    code, out, _ = run_step(check["run"], tmp_path, {}, DATABASE_URI="postgresql://ro@db/orchestrator")
+    assert code == 0 and "available=true" in out and "::notice" not in out
+
+
+def test_the_approver_sees_the_plan_before_the_gate() -> None:
+    wf = load_yaml(".github/workflows/schedules.yml")
+    preview, apply = wf["jobs"]["preview"], wf["jobs"]["apply"]
+    assert apply["needs"] == "preview" and "environment" not in preview  # no gate before the preview
+    assert apply["if"] == preview["if"]
+    (plan,) = [s for s in preview["steps"] if s.get("uses") == "./"]
+    assert plan["with"]["command"] == "plan"
+
+
+def test_scheduled_drift_check(tmp_path: Path) -> None:
+    wf = load_yaml(".github/workflows/schedules-drift.yml")
+    on = triggers(wf)
+    assert on["schedule"] and "workflow_dispatch" in on
+    assert wf["permissions"] == {}
+    (job,) = wf["jobs"].values()
+    assert job["permissions"] == {"contents": "read"}
+    step = next(s for s in job["steps"] if 'schedules" status' in s.get("run", "") or " status " in s.get("run", ""))
+    # Run the step's script with a stand-in `schedules` that reports drift (exit 2): the run fails, and
+    # the report lands in the job summary.
+    venv_bin = tmp_path / "reconciler-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    fake = venv_bin / "schedules"
+    fake.write_text("#!/bin/sh\necho 'Out of sync: 1 drifted'\nexit 2\n")
+    fake.chmod(0o755)
+    summary = tmp_path / "summary.md"
+    code, out, _ = run_step(
+        step["run"], tmp_path, {}, DATABASE_URI="postgresql://ro@db/o", GITHUB_STEP_SUMMARY=str(summary)
+    )
+    assert code == 2, out
+    assert "::error title=Schedules out of sync::" in out
+    assert "Out of sync: 1 drifted" in summary.read_text()
+    fake.write_text("#!/bin/sh\necho 'In sync'\nexit 0\n")
+    code, out, _ = run_step(
+        step["run"], tmp_path, {}, DATABASE_URI="postgresql://ro@db/o", GITHUB_STEP_SUMMARY=str(summary)
+    )
+    assert code == 0 and "::error" not in out
