@@ -138,3 +138,16 @@ def init_compatible(url: str) -> Engine:
     with store.write_transaction(engine) as conn:
         store.create_compatible_tables(conn)
     return engine
+
+
+@pytest.fixture(autouse=os.environ.get("MUTANT_UNDER_TEST") is not None)
+def _fresh_caches() -> None:
+    """Under bench/mutation.py only: mutmut forks each worker from a process that has already run the
+    tests, so memoised results of the original code (built triggers, namespace uuids, DST tables) would
+    hide the mutant under test. Start every test with those caches empty."""
+    from reconciler import plan
+    from reconciler.triggers import building, dst
+
+    building._BUILT.clear()
+    plan.namespace_uuid.cache_clear()
+    dst._transitions.cache_clear()

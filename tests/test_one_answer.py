@@ -6,6 +6,7 @@ Issue 12 item 3: with an extra linker row inserted behind the reconciler's back,
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -150,7 +151,12 @@ def _facts(change: Change) -> Change:
     return replace(change, ledger=LedgerRecord.KEEP, ledger_entry=None, ledger_drop=())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# bench/mutation.py runs this once per mutant: it asks for fewer examples.
+@settings(
+    max_examples=int(os.environ.get("RECONCILER_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     before=schedules(),
     after=schedules(),

@@ -462,3 +462,151 @@ def test_next_runs_follow_the_trigger() -> None:
 def test_plan_settings_namespace_changes_the_ids() -> None:
     plan = compute_plan([desired("a")], EMPTY, PlanSettings(namespace="team-x"), NOW)
     assert only(plan).schedule_id == schedule_id_for("team-x", "a") != A_ID
+
+
+# --- removed keys, shown in full ---------------------------------------------------------------------------
+
+
+def test_a_removed_key_shows_the_row_it_deletes_and_where_it_was_declared() -> None:
+    live = reconcile([desired("a", name="A", source=SourceLocation("team/main.yaml", 7, 5)), desired("b")])
+    change = only(plan_of([desired("b")], live))
+    state = live.jobs[0].state
+    assert state is not None
+    assert change.source == "team/main.yaml:7" and change.warnings == ()
+    assert change.before is not None
+    assert (change.before["name"], change.before["workflow_name"], change.before["trigger"]) == (
+        "A",
+        "task_a",
+        triggers.describe(state["trigger"]),
+    )
+    assert change.before["next_run_time"] == state["next_run_time"].isoformat()
+    assert change.next_runs_before[0] == state["next_run_time"].isoformat() and len(change.next_runs_before) == 3
+    assert change.next_runs_after == () and change.after is None and not change.write_row
+
+
+def test_a_removed_key_with_an_unreadable_row_is_deleted_and_fingerprinted_by_its_bytes() -> None:
+    live = reconcile([desired("a"), desired("b")])
+    broken = replace(live, jobs=(LiveJob(A_ID, 5.0, (), "e" * 64, unreadable="bad"), *live.jobs[1:]))
+    change = only(plan_of([desired("b")], broken))
+    assert (change.action, change.before, change.next_runs_before, change.remove_row) == (Action.DELETE, None, (), True)
+    other = replace(broken, jobs=(LiveJob(A_ID, 5.0, (), "d" * 64, unreadable="bad"), *live.jobs[1:]))
+    assert plan_of([desired("b")], broken).fingerprint != plan_of([desired("b")], other).fingerprint
+
+
+def test_a_protected_removed_key_says_how_to_delete_it() -> None:
+    live = reconcile([desired("a", protect=True), desired("b")])
+    change = only(plan_of([desired("b")], live))
+    assert change.warnings == ("protect: true — removed from the files but kept; set protect: false to delete it",)
+    assert change.before is not None and change.next_runs_before
+
+
+def test_a_removed_key_without_source_has_none() -> None:
+    live = reconcile([desired("a"), desired("b")])
+    assert only(plan_of([desired("b")], live)).source is None
+
+
+# --- the phase of interval triggers ------------------------------------------------------------------------
+
+
+def _start(minutes: int) -> str:
+    return (NOW + timedelta(minutes=minutes)).isoformat()
+
+
+def test_without_start_date_an_interval_keeps_its_phase_across_respellings() -> None:
+    live = reconcile([desired("a", trigger_kwargs={"hours": 1})])
+    later = NOW + timedelta(minutes=20)  # the rebuilt trigger would start 20 min later: not a change
+    change = only(plan_of([desired("a", trigger_kwargs={"minutes": 60})], live, now=later))
+    assert change.action is Action.NOOP and not change.reschedule
+
+
+def test_an_explicit_start_date_is_part_of_the_trigger() -> None:
+    live = reconcile([desired("a", trigger_kwargs={"hours": 1, "start_date": _start(5)})])
+    same = only(plan_of([desired("a", trigger_kwargs={"hours": 1, "start_date": _start(5)})], live))
+    assert same.action is Action.NOOP
+    moved = only(plan_of([desired("a", trigger_kwargs={"hours": 1, "start_date": _start(10)})], live))
+    assert (moved.action, moved.reschedule, [f.name for f in moved.fields]) == (Action.UPDATE, True, ["trigger"])
+
+
+def test_a_start_date_inside_a_combination_is_part_of_it() -> None:
+    kind = "or"
+
+    def combined(start: str) -> dict[str, object]:
+        interval = {"trigger": "interval", "trigger_kwargs": {"hours": 1, "start_date": start}}
+        return {"triggers": [{"trigger": "cron", "trigger_kwargs": {"minute": 0}}, interval]}
+
+    live = reconcile([desired("a", trigger=kind, trigger_kwargs=combined(_start(5)))])
+    assert only(plan_of([desired("a", trigger=kind, trigger_kwargs=combined(_start(5)))], live)).action is Action.NOOP
+    moved = only(plan_of([desired("a", trigger=kind, trigger_kwargs=combined(_start(10)))], live))
+    assert moved.reschedule and [f.name for f in moved.fields] == ["trigger"]
+
+
+def test_has_explicit_start_reads_only_real_sub_triggers() -> None:
+    from reconciler.plan import _has_explicit_start
+
+    assert _has_explicit_start({"start_date": "x"})
+    assert not _has_explicit_start({"hours": 1})
+    assert _has_explicit_start({"triggers": [{"trigger_kwargs": {}}, {"trigger_kwargs": {"start_date": "x"}}]})
+    assert _has_explicit_start(
+        {"triggers": [{"trigger_kwargs": {"triggers": [{"trigger_kwargs": {"start_date": 1}}]}}]}
+    )
+    assert not _has_explicit_start({"triggers": [{"trigger_kwargs": None}, "start_date", {"x": 1}]})
+    assert not _has_explicit_start({"triggers": {"trigger_kwargs": {"start_date": "x"}}})
+    assert not _has_explicit_start({"triggers": [{"trigger_kwargs": {"hours": 1}}]})
+
+
+# --- where a missing workflow is reported --------------------------------------------------------------------
+
+
+def test_a_missing_workflow_names_the_file_and_close_names() -> None:
+    at = SourceLocation("team/jobs.yaml", 4, 7)
+    plan = compute_plan([desired("a", workflow_name="task_a_", source=at)], EMPTY, SETTINGS, NOW)
+    assert plan.errors == (f"{at}: a: workflow 'task_a_' does not exist (did you mean 'task_a', 'task_b'?)",)
+    far = compute_plan([desired("a", workflow_name="zzz")], EMPTY, SETTINGS, NOW)
+    assert far.errors == ("a: workflow 'zzz' does not exist",)
+    gone = replace(EMPTY, workflows=(replace(TASK_A, deleted=True), TASK_B))
+    deleted = compute_plan([desired("a", source=at)], gone, SETTINGS, NOW)
+    assert deleted.errors == (f"{at}: a: workflow 'task_a' is soft-deleted",)
+
+
+# --- what the plan shows: before and after, as plain values ---------------------------------------------------
+
+
+def test_before_and_after_are_the_plain_views_of_row_and_spec() -> None:
+    live = reconcile([desired("a", name="Old", user_inputs=[{"x": 1}], misfire_grace_time=5, max_instances=2)])
+    state = live.jobs[0].state
+    assert state is not None
+    new = desired("a", name="New", user_inputs=[{"x": 1}], misfire_grace_time=5, max_instances=2, coalesce=False)
+    change = only(plan_of([new], live))
+    assert change.before == {
+        "name": "Old",
+        "workflow_name": "task_a",
+        "user_inputs": [{"x": 1}],
+        "trigger": triggers.describe(state["trigger"]),
+        "trigger_canonical": triggers.canonical_form(state["trigger"]),
+        "misfire_grace_time": 5,
+        "coalesce": True,
+        "max_instances": 2,
+        "func": SETTINGS.func,
+        "next_run_time": state["next_run_time"].isoformat(),
+    }
+    assert change.after == {
+        "name": "New",
+        "workflow_name": "task_a",
+        "user_inputs": [{"x": 1}],
+        "trigger": triggers.describe(state["trigger"]),
+        "trigger_spec": {"trigger": "interval", "hours": 1, "timezone": "UTC"},
+        "misfire_grace_time": 5,
+        "coalesce": False,
+        "max_instances": 2,
+        "enabled": True,
+        "protect": False,
+    }
+
+
+def test_a_paused_row_shows_no_next_run_time() -> None:
+    live = reconcile([desired("a")])
+    paused = rewrite(live, A_ID, next_run_time=None)
+    assert paused.jobs[0].next_run_time is None
+    change = only(plan_of([desired("a", name="New")], paused))
+    assert change.before is not None and change.before["next_run_time"] is None
+    assert change.action is Action.UPDATE and change.next_runs_before == change.next_runs_after
