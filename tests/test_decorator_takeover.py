@@ -91,7 +91,7 @@ def test_migrated_decorator_leaves_one_job_with_its_next_run(db_url: str, tmp_pa
     assert outcome.plan is not None
     pending = outcome.plan.pending
     assert [(c.action, c.replaces_job_id) for c in pending] == [(Action.ADOPT, "resume-workflows")]
-    text = "\n".join(outcome.out)
+    text = " ".join("\n".join(outcome.out).split())  # plan lines wrap at 80 columns
     assert "takes over job resume-workflows, stored by the decorator at app/schedules.py:5" in text
     assert "next run kept" in text
     assert outcome.plan.unmanaged == ()
