@@ -580,6 +580,31 @@ def force_command(
         )
 
 
+@app.command("schema")
+def schema_command(
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            "--write",
+            help="Write schedules.schema.json into this directory (e.g. `schema` at the repository root, where the "
+            "modeline of generated files points), instead of printing it.",
+            show_default=False,
+        ),
+    ] = None,
+) -> CommandResult:
+    """The JSON Schema of a schedule file, as this version validates it (for editors: yaml-language-server)."""
+    from reconciler.schema import schema_text
+    from reconciler.yaml_writer import SCHEMA_FILENAME
+
+    text = schema_text()
+    if write is None:
+        return CommandResult(0, [text.rstrip("\n")])
+    write.mkdir(parents=True, exist_ok=True)
+    target = write / SCHEMA_FILENAME
+    target.write_text(text)
+    return CommandResult(0, [f"wrote {target}"])
+
+
 def tune_gc() -> None:
     """Fewer full garbage collections: a plan of 50,000 schedules builds millions of acyclic objects.
 

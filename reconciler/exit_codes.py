@@ -53,6 +53,7 @@ EXIT_CODES_HELP = {
     "(--strict) something could not be migrated; 2 a --from path does not exist.",
     "force": "Exit codes: 0 started; 1 not started.",
     "health": "Exit codes: 0 healthy; 2 problems found; 1 error.",
+    "schema": "Exit codes: 0 printed or written; 1 cannot write.",
     "run": "Exit codes: 0 stopped by SIGTERM/SIGINT; 1 error.",
 }
 """What each command's --help says about its exit codes (`HandledTyper` appends it)."""

@@ -74,14 +74,17 @@ def schema_reference(out_dir: Path) -> str:
     """The `$schema` reference for files written into `out_dir`.
 
     The relative path to ``schema/schedules.schema.json`` in `out_dir` or the nearest ancestor that
-    has one (the repository's committed schema, so editors validate offline); else the bare filename.
+    has one (the repository's committed schema, so editors validate offline). Without one: where
+    `schedules schema --write schema` run at the repository root (outside git: beside `out_dir`)
+    creates it, so the reference never names a file nobody can make.
     """
     start = Path(os.path.abspath(out_dir))
     for directory in (start, *start.parents):
         candidate = directory / SCHEMA_DIR / SCHEMA_FILENAME
         if candidate.is_file():
             return Path(os.path.relpath(candidate, start)).as_posix()
-    return SCHEMA_FILENAME
+    root = next((d for d in (start, *start.parents) if (d / ".git").exists()), start.parent)
+    return Path(os.path.relpath(root / SCHEMA_DIR / SCHEMA_FILENAME, start)).as_posix()
 
 
 def modeline(schema_ref: str) -> str:

@@ -20,6 +20,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import types
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -493,10 +495,14 @@ def test_modeline_points_at_the_schema_when_one_is_found_upward(tmp_path: Path) 
     assert yaml_writer.schema_reference(tmp_path / "schedules.d") == "../schema/schedules.schema.json"
 
 
-def test_modeline_is_the_bare_filename_without_a_schema(tmp_path: Path) -> None:
+def test_modeline_without_a_schema_points_where_schedules_schema_writes_it(tmp_path: Path) -> None:
     run(tmp_path)
     first = (tmp_path / "out" / "core.yaml").read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=schedules.schema.json"
+    assert first == "# yaml-language-server: $schema=../schema/schedules.schema.json"
+    command = [sys.executable, "-m", "reconciler", "schema", "--write", "schema"]
+    written = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "out" / "../schema/schedules.schema.json").resolve().is_file()  # the modeline now resolves
 
 
 def test_all_schedulers_with_relative_and_absolute_imports(tmp_path: Path) -> None:
@@ -754,3 +760,10 @@ def test_report_lines_have_levels_for_the_cli(tmp_path: Path) -> None:
     }
     for line in result.lines:
         assert levels[line.level](line.text), line
+
+
+def test_schema_command_writes_the_committed_schema(tmp_path: Path) -> None:
+    from reconciler.schema import SCHEMA_PATH
+
+    done = subprocess.run([sys.executable, "-m", "reconciler", "schema"], capture_output=True, text=True)
+    assert done.returncode == 0 and json.loads(done.stdout) == json.loads(SCHEMA_PATH.read_text())
