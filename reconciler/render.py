@@ -143,11 +143,13 @@ def render_text(
     verbose: bool = False,
     target: str = "",
     mark: Callable[[Change], str] | None = None,
-    width: int = TEXT_WIDTH,
+    width: int | None = None,
 ) -> str:
     """The terminal rendering: Terraform-style symbols, changed fields old → new, next runs.
 
     `mark` may label a change, as in `render_markdown` (shown in parentheses after its source).
+    `width`: the terminal's columns; lines wrap by field to fit it (None: no wrapping, for pipes and logs,
+    where a line is searched for whole).
     """
 
     def paint(s: str, fg: str) -> str:
@@ -162,7 +164,8 @@ def render_text(
     out: list[str] = []
     if target:
         heading = f"Planning namespace '{plan.namespace}' against {target}"
-        out.extend([heading] if len(heading) <= width else [heading.removesuffix(target).rstrip(), f"  {target}"])
+        fits = width is None or len(heading) <= width
+        out.extend([heading] if fits else [heading.removesuffix(target).rstrip(), f"  {target}"])
         out.append("")
     for change in plan.changes:
         foreign = change.owner is not None and change.owner != change.new_owner
@@ -179,7 +182,7 @@ def render_text(
         note = mark(change) if mark and change.touches_database else ""
         if note:
             head += f"   ({note})"
-        out.extend(paint(part, _COLOR[change.action]) for part in fit(head, width))
+        out.extend(paint(part, _COLOR[change.action]) for part in (fit(head, width) if width else [head]))
         out.extend(f"      {visible(line)}" for line in _change_lines(change))
     if plan.unmanaged:
         out.append("")
@@ -198,6 +201,8 @@ def render_text(
         out.append(paint(f"error: {error}", "red"))
     out.append("")
     out.append(summary_text(plan) if plan.has_changes else "No changes. " + summary_text(plan))
+    if width is None:
+        return "\n".join(out)
     return "\n".join(part for line in out for part in (fit(line, width) if "\x1b" not in line else [line]))
 
 

@@ -7,6 +7,8 @@ Exit codes (DESIGN.md §3): 0 done / no changes, 1 error or refused, 2 changes p
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -82,7 +84,9 @@ def render_plan(
         return render.render_markdown(plan, mark=mark)
     if fmt == "github":
         return render.render_github(plan)
-    text = render.render_text(plan, color=color, verbose=verbose, target=target, mark=mark)
+    # On a terminal, wrapped by field to its width; into a pipe or a CI log, one line per fact, whole, for grep.
+    width = shutil.get_terminal_size((render.TEXT_WIDTH, 24)).columns if sys.stdout.isatty() else None
+    text = render.render_text(plan, color=color, verbose=verbose, target=target, mark=mark, width=width)
     if origins:
         branch = sum(1 for o in origins.values() if o == provenance.BRANCH)
         text += (
