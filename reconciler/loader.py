@@ -203,6 +203,11 @@ def load_text(path: str, raw: bytes) -> LoadedFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark) if mark else (1, 1)
+        tab = _first_indenting_tab(text)
+        if tab is not None:  # PyYAML's sentence for it never says "tab"
+            line, col = tab
+            message = "a tab in the indentation: YAML indents with spaces only (replace the tab by spaces)"
+            return LoadedFile(path, None, positions, [error(path, line, col, message)])
         reason = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
         return LoadedFile(path, None, positions, [error(path, line, col, f"YAML syntax error: {reason}")])
     except yaml.YAMLError as exc:
@@ -222,6 +227,15 @@ def load_text(path: str, raw: bytes) -> LoadedFile:
         line, col = _pos(mark) if mark else (1, 1)
         return LoadedFile(path, None, positions, [error(path, line, col, f"YAML error: {exc}")])
     return LoadedFile(path, value, positions, walker.problems)
+
+
+def _first_indenting_tab(text: str) -> tuple[int, int] | None:
+    """(line, column) of the first tab in a line's leading whitespace, if any (asked only after a YAML error)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            return number, indent.index("\t") + 1
+    return None
 
 
 def load_file(path: Path, display: str | None = None) -> LoadedFile:

@@ -8,7 +8,6 @@ equivalent spelling is a no-op and an unchanged row is never rewritten (an inter
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -26,6 +25,7 @@ from reconciler import triggers
 from reconciler.jobstate import ORCHESTRATOR_FUNC, utc_timestamp
 from reconciler.spec import DesiredSchedule
 from reconciler.state import ExpectedRow, LedgerEntry, LiveJob, LiveState, Workflow
+from reconciler.suggest import missing_workflow
 
 DEFAULT_NAMESPACE = "default"
 _NAMESPACE_ROOT = uuid.UUID("6f0c3c1e-4f8e-5b8a-9d51-8a1f2f6c3e10")
@@ -740,11 +740,8 @@ class _Planner:
 
     def _missing_workflow(self, desired: DesiredSchedule) -> str:
         where = f"{desired.source}: " if desired.source else ""
-        if desired.workflow_name in self.deleted_workflows:
-            return f"{where}{desired.key}: workflow '{desired.workflow_name}' is soft-deleted"
-        close = difflib.get_close_matches(desired.workflow_name, list(self.workflows), n=3)
-        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-        return f"{where}{desired.key}: workflow '{desired.workflow_name}' does not exist{hint}"
+        message = missing_workflow(desired.key, desired.workflow_name, self.workflows, self.deleted_workflows)
+        return f"{where}{message}"
 
     # -- ledger entries that are no longer declared ---------------------------------------------------
     def plan_removed(self, entry: LedgerEntry) -> Change:

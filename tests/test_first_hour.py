@@ -359,3 +359,40 @@ def test_runner_logs_for_people_on_a_terminal_and_json_otherwise(tmp_path: Path)
     assert lines, screen
     assert not lines[0].lstrip().startswith("{")  # a line for a person, not JSON
     assert " UTC" in lines[0]
+
+
+def test_messages_name_tabs_the_key_rule_and_the_nearest_names(tmp_path: Path) -> None:
+    d = tmp_path / "schedules.d"
+    d.mkdir()
+    (d / "a.yaml").write_text(
+        "schedules:\n  - key: Bad_Key\n    workflow_name: task_clean_up_tasks\n    trigger: crom\n"
+        "    trigger_kwrags: {hour: 1}\n"
+    )
+    (d / "b.yaml").write_text("schedules:\n\t- key: a\n")
+    (d / "c.yaml").write_text(
+        "schedules:\n"
+        "  - {key: c, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {hour: 1},\n"
+        "     timezone: Europe/Amsterdm}\n"
+        "  - {key: d, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {hour: 1},\n"
+        "     timezone: localtime}\n"
+    )
+    shown = cli("validate", str(d))
+    assert shown.returncode == 1
+    out = shown.stdout
+    assert "a.yaml:2:10: error: key: 'Bad_Key' is not a valid key: lowercase letters, digits," in out
+    assert "starting with a letter or digit" in out and "[a-z0-9]" not in out  # the rule in words
+    assert "a.yaml:4:14: error: trigger: unknown trigger 'crom' (did you mean 'cron'?)" in out
+    assert "a.yaml:5:5: error: unknown key 'trigger_kwrags' (did you mean 'trigger_kwargs'" in out
+    assert "b.yaml:2:1: error: a tab in the indentation: YAML indents with spaces only" in out
+    assert "c.yaml:3:16: error: unknown time zone 'Europe/Amsterdm' (did you mean Europe/Amsterdam?)" in out
+    # the triggers' own rule: the host's zone is refused by validate too, at the value's line
+    assert "c.yaml:5:16: error: unknown time zone 'localtime'" in out
+
+
+def test_force_suggests_the_nearest_key(tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    write(directory, "validate-products")
+    db = f"sqlite:///{tmp_path / 'schedules.db'}"
+    assert cli("reconcile", str(directory), "--db", db).returncode == 0
+    line = one_error_line(cli("force", "validate-prodcts", "--db", db, "--starter", "command:true"))
+    assert "unknown schedule 'validate-prodcts' (did you mean 'validate-products'?)" in line

@@ -118,7 +118,7 @@ def test_unknown_trigger_type(tmp_path: Path) -> None:
 def test_unknown_time_zone(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", GOOD + "    timezone: Europe/Amsterdm\n")
     assert only_error(tmp_path) == (
-        "a.yaml:6:15: error: unknown time zone 'Europe/Amsterdm' (use an IANA name like Europe/Amsterdam)"
+        "a.yaml:6:15: error: unknown time zone 'Europe/Amsterdm' (did you mean Europe/Amsterdam?)"
     )
 
 

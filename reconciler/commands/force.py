@@ -15,6 +15,7 @@ from reconciler import store
 from reconciler.exit_codes import CommandResult
 from reconciler.jobstate import ORCHESTRATOR_FUNC
 from reconciler.starters import StarterConfigError, StarterOptions, StartError, StartRequest, make_starter
+from reconciler.suggest import did_you_mean
 
 
 class ForceError(Exception):
@@ -45,7 +46,8 @@ def resolve_target(live: store.LiveState, name: str, namespace: str) -> Target:
     if any(job.id == name for job in live.jobs):
         owner = by_id.get(name)
         return Target(owner.key if owner else None, name)
-    raise ForceError(f"unknown schedule {name!r}: no ledger key and no job id matches")
+    near = did_you_mean(name, (e.key for e in live.ledger))
+    raise ForceError(f"unknown schedule {name!r}{near}: no ledger key and no job id matches (show-schedule lists them)")
 
 
 def build_request(live: store.LiveState, target: Target, funcs: tuple[str, ...]) -> StartRequest:

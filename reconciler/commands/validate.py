@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +27,10 @@ from reconciler.spec import (
     SourceLocation,
     resolve,
 )
+from reconciler.suggest import did_you_mean, missing_workflow
+
+KEY_RULE = "lowercase letters, digits, '.', '_' and '-', at most 100, starting with a letter or digit"
+"""spec.KEY_PATTERN in words."""
 
 _TOP_LEVEL_KEYS = ("defaults", "schedules")
 
@@ -61,27 +64,33 @@ def _pydantic_problems(
         if kind == "extra_forbidden":
             line, col = loaded.positions.locate(loc, prefer_key=True)
             allowed = ", ".join(model.model_fields) if len(err["loc"]) == 1 else ""
-            hint = f" (allowed: {allowed})" if allowed else ""
-            message = f"unknown key '{err['loc'][-1]}'{hint}"
+            typed = str(err["loc"][-1])
+            hint = did_you_mean(typed, model.model_fields) or (f" (allowed: {allowed})" if allowed else "")
+            message = f"unknown key '{typed}'{hint}"
         elif kind == "missing":
             line, col = loaded.positions.locate(loc[:-1])
             message = f"missing required key '{err['loc'][-1]}'"
+        elif kind == "string_pattern_mismatch" and err["loc"][-1] in ("key", "moved_from"):
+            line, col = loaded.positions.locate(loc)
+            message = f"{err['loc'][-1]}: {err['input']!r} is not a valid key: {KEY_RULE}"
         else:
             line, col = loaded.positions.locate(loc)
             field_name = ".".join(str(x) for x in err["loc"])
             message = f"{field_name}: {err['msg']}"
             if kind == "literal_error" and err["loc"] == ("trigger",):
-                message = f"trigger: unknown trigger {err['input']!r} (expected one of {', '.join(TRIGGER_NAMES)})"
+                near = did_you_mean(str(err["input"]), TRIGGER_NAMES)
+                message = f"trigger: unknown trigger {err['input']!r}{near or ''} (one of {', '.join(TRIGGER_NAMES)})"
         found.append(error(loaded.path, line, col, message))
     return found
 
 
 def _check_timezone(name: str, loaded: LoadedFile, loc: PathKey) -> Problem | None:
+    # The triggers' own rule (one rule: localtime, Factory and right/… are refused there too), at the value's line.
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        triggers.zone_from_name(name)
+    except triggers.TriggerError as exc:
         line, col = loaded.positions.locate(loc)
-        return error(loaded.path, line, col, f"unknown time zone {name!r} (use an IANA name like Europe/Amsterdam)")
+        return error(loaded.path, line, col, exc.message)
     return None
 
 
@@ -268,8 +277,6 @@ def summary_line(desired: DesiredSet) -> str:
 
 def workflow_problems(schedules: Sequence[DesiredSchedule], workflows: Sequence[Any]) -> list[Problem]:
     """Each schedule's workflow must be a `workflows` row that is not soft-deleted (with --db)."""
-    import difflib
-
     live = {w.name: w for w in workflows if not w.deleted}
     deleted = {w.name for w in workflows if w.deleted}
     found: list[Problem] = []
@@ -277,12 +284,8 @@ def workflow_problems(schedules: Sequence[DesiredSchedule], workflows: Sequence[
         src = s.source or SourceLocation("?", 0, 0)
         wf = live.get(s.workflow_name)
         if wf is None:
-            if s.workflow_name in deleted:
-                reason = "is soft-deleted"
-            else:
-                close = difflib.get_close_matches(s.workflow_name, list(live), n=3)
-                reason = "does not exist" + (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else "")
-            found.append(error(src.path, src.line, src.column, f"{s.key}: workflow '{s.workflow_name}' {reason}"))
+            message = missing_workflow(s.key, s.workflow_name, live, deleted)
+            found.append(error(src.path, src.line, src.column, message))
         elif not wf.is_task:
             found.append(
                 warning(src.path, src.line, src.column, f"{s.key}: workflow '{s.workflow_name}' is not a task")
