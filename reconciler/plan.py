@@ -844,7 +844,8 @@ def compute_plan(
         )
     elif deletes > settings.max_deletes:
         planner.errors.append(
-            f"the plan deletes {deletes} schedules, more than --max-deletes {settings.max_deletes}: refused"
+            f"the plan deletes {deletes} schedules, more than --max-deletes {settings.max_deletes} "
+            f"(pass --max-deletes {deletes} if that is intended)"
         )
     unmanaged = planner.unmanaged()
     fingerprint = _fingerprint(live, planner.identities)

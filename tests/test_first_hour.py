@@ -396,3 +396,27 @@ def test_force_suggests_the_nearest_key(tmp_path: Path) -> None:
     assert cli("reconcile", str(directory), "--db", db).returncode == 0
     line = one_error_line(cli("force", "validate-prodcts", "--db", db, "--starter", "command:true"))
     assert "unknown schedule 'validate-prodcts' (did you mean 'validate-products'?)" in line
+
+
+def test_moved_from_its_own_key_is_reported_at_moved_from(tmp_path: Path) -> None:
+    d = tmp_path / "schedules.d"
+    d.mkdir()
+    (d / "a.yaml").write_text(
+        "schedules:\n  - key: a\n    workflow_name: task_clean_up_tasks\n    trigger: cron\n"
+        "    trigger_kwargs: {hour: 1}\n    moved_from: a\n"
+    )
+    shown = cli("validate", str(d))
+    assert shown.returncode == 1
+    assert "a.yaml:6:17: error: a: moved_from names the schedule's own key" in shown.stdout, shown.stdout
+
+
+def test_max_deletes_refusal_names_the_value_that_would_pass(tmp_path: Path) -> None:
+    directory = tmp_path / "schedules.d"
+    db = f"sqlite:///{tmp_path / 'schedules.db'}"
+    write(directory, "a", "b", "c")
+    assert cli("reconcile", str(directory), "--db", db).returncode == 0
+    write(directory, "a")
+    line = one_error_line(cli("reconcile", str(directory), "--db", db, "--max-deletes", "1"))
+    assert "pass --max-deletes 2" in line
+    assert line.count("refused") == 1, line
+    assert job_count(tmp_path / "schedules.db") == 3

@@ -345,7 +345,9 @@ def test_max_deletes_allows_exactly_the_limit() -> None:
     settings = replace(SETTINGS, max_deletes=2)
     assert not compute_plan([desired("a"), desired("b")], live, settings, NOW).errors
     refused = compute_plan([desired("a")], live, settings, NOW)
-    assert refused.errors == ("the plan deletes 3 schedules, more than --max-deletes 2: refused",)
+    assert refused.errors == (
+        "the plan deletes 3 schedules, more than --max-deletes 2 (pass --max-deletes 3 if that is intended)",
+    )
 
 
 def test_an_empty_desired_set_is_refused_unless_allowed() -> None:

@@ -191,6 +191,11 @@ def load_desired(
         if loaded.value is None:
             continue
         for desired, base in _check_file(loaded, now, out, completed):
+            if desired.moved_from == desired.key:  # reported where the mistake is: at moved_from
+                line, col = loaded.positions.locate((*base, "moved_from"))
+                message = f"{desired.key}: moved_from names the schedule's own key; drop it, or name the former key"
+                out.problems.append(error(loaded.path, line, col, message))
+                continue
             line, col = loaded.positions.locate((*base, "key"))
             earlier = first_place.get(desired.key)
             if earlier is not None:
