@@ -318,47 +318,55 @@ def test_colour_follows_no_color_force_color_and_term(tmp_path: Path) -> None:
         assert escape not in on_terminal(args, None, cwd=tmp_path, extra_env=env)[1], env
 
 
+def _first_log_line(read_fd: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> str:
+    """The first complete line the runner writes to `read_fd` (waits for it: start-up is slow on a busy machine)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        if select.select([read_fd], [], [], 0.5)[0]:
+            try:
+                seen += os.read(read_fd, 65536)
+            except OSError:
+                break
+    return seen.decode(errors="replace").replace("\r", "").split("\n")[0]
+
+
 @pytest.mark.slow
 def test_runner_logs_for_people_on_a_terminal_and_json_otherwise(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'runner.db'}"
-    args = ["run", "--db", db, "--starter", "command:true", "--poll-interval", "0.2"]
-    piped = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(),
-    )
-    time.sleep(4)
-    piped.terminate()
-    _, err = piped.communicate(timeout=30)
-    events = [line for line in err.splitlines() if line.strip()]
-    assert events, err
-    assert all(json.loads(line)["event"] for line in events)  # one JSON object per line
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "run",
+        "--db",
+        db,
+        "--starter",
+        "command:true",
+        "--poll-interval",
+        "0.2",
+    ]
+    piped = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment())
+    try:
+        assert piped.stderr is not None
+        line = _first_log_line(piped.stderr.fileno(), piped)
+    finally:
+        piped.terminate()
+        piped.communicate(timeout=60)
+    assert json.loads(line)["event"], line  # not a terminal: one JSON object per line
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args], stdin=follower, stdout=follower, stderr=follower, env=environment()
-    )
+    proc = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, env=environment())
     os.close(follower)
-    time.sleep(4)
-    proc.terminate()
-    proc.wait(timeout=30)
-    screen = b""
-    while select.select([leader], [], [], 0.5)[0]:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
-    os.close(leader)
-    lines = [line for line in screen.decode(errors="replace").splitlines() if line.strip()]
-    assert lines, screen
-    assert not lines[0].lstrip().startswith("{")  # a line for a person, not JSON
-    assert " UTC" in lines[0]
+    try:
+        line = _first_log_line(leader, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        os.close(leader)
+    assert line.strip() and not line.lstrip().startswith("{"), line  # a line for a person, not JSON
+    assert " UTC" in line
 
 
 def test_messages_name_tabs_the_key_rule_and_the_nearest_names(tmp_path: Path) -> None:
