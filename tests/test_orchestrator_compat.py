@@ -219,10 +219,11 @@ def write_dir(directory: Path, schedules: list[dict[str, Any]]) -> Path:
 
 
 def reconcile(directory: Path, db_url: str) -> Outcome:
+    # One named source for every directory this module applies: they stand for one repository's schedules
+    # at different commits (otherwise each temporary directory would be a source of its own, and refused).
+    settings = PlanSettings(source="compat-tests")
     return run(
-        ReconcileOptions(
-            directory=directory, db_url=db_url, settings=PlanSettings(), apply=ApplySettings(redis_url=None)
-        )
+        ReconcileOptions(directory=directory, db_url=db_url, settings=settings, apply=ApplySettings(redis_url=None))
     )
 
 
