@@ -507,7 +507,9 @@ def test_running_scheduler_runs_a_schedule_the_reconciler_woke_through_redis(com
             **({"user_inputs": [{"message": "woken through redis"}]} if compat.takes_user_inputs else {}),
         }
         directory = write_dir(tmp_path / "wake.d", [every_5s])
-        command = ["reconcile", str(directory), "--db", compat.url, "--namespace", "wake", "--redis", REDIS_URL]
+        # --source: every run of this test applies the same schedule from a temporary directory of its own.
+        command = ["reconcile", str(directory), "--db", compat.url, "--namespace", "wake", "--source", "compat-wake"]
+        command += ["--redis", REDIS_URL]
         processes_before = {p["pid"] for p in processes(compat.url)}
         cli = our_cli(*command)
         applied_at = datetime.now(UTC)
