@@ -706,7 +706,7 @@ class _Planner:
         if not desired.enabled:
             if entry is not None and entry.enabled:
                 fields.append(FieldChange("enabled", True, False))
-            action = base.action if base.action is not Action.NOOP or fields else Action.NOOP
+            action = Action.UPDATE if base.action is Action.NOOP and fields else base.action
             if action is Action.CREATE:
                 warnings.append("enabled: false — recorded in the ledger, no job is created")
             return replace(base, action=action, after=after_view, fields=tuple(fields), warnings=tuple(warnings))

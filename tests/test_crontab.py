@@ -163,3 +163,35 @@ def test_format_values_refuses_an_empty_set() -> None:
 def test_weekdays_as_names_and_words(days: set[int], names: str, phrase: str) -> None:
     assert format_weekdays(days) == names
     assert weekday_phrase(days) == phrase
+
+
+@pytest.mark.parametrize(
+    ("line", "fields"),
+    [
+        ("0 */2 * * *", [{"minute": "0", "hour": "*/2"}]),
+        ("0 0 1 */3 *", [{**M0, "day": "1", "month": "*/3"}]),
+        ("0,10,15 * * * *", [{"minute": "0,10,15"}]),
+        ("0 0 * * 5-1/2", [{**M0, "day_of_week": "fri,sun"}]),  # a wrapped range with a step
+    ],
+)
+def test_steps_from_the_start_of_a_field(line: str, fields: list[dict[str, str]]) -> None:
+    assert crontab_to_cron_fields(line) == fields
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("7-2 * * * *", "minute '7-2': range 7-2 is reversed"),  # only day of week treats 7 as Sunday
+        ("1-x * * * *", "minute '1-x': 'x' is not a number"),
+    ],
+)
+def test_more_bad_fields(line: str, message: str) -> None:
+    with pytest.raises(CrontabError) as caught:
+        crontab_to_cron_fields(line)
+    assert str(caught.value) == message
+
+
+def test_the_empty_set_message_is_exact() -> None:
+    with pytest.raises(ValueError) as caught:
+        format_values([], 0, 59)
+    assert str(caught.value) == "empty value set"

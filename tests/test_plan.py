@@ -612,3 +612,66 @@ def test_a_paused_row_shows_no_next_run_time() -> None:
     change = only(plan_of([desired("a", name="New")], paused))
     assert change.before is not None and change.before["next_run_time"] is None
     assert change.action is Action.UPDATE and change.next_runs_before == change.next_runs_after
+
+
+# --- from the mutation run's survivors ------------------------------------------------------------------------
+
+
+def test_disabling_a_schedule_whose_row_vanished_is_an_update() -> None:
+    live = without_row(reconcile([desired("a")]), A_ID)
+    change = only(plan_of([desired("a", enabled=False)], live))
+    assert (change.action, [(f.name, f.before, f.after) for f in change.fields]) == (
+        Action.UPDATE,
+        [("enabled", True, False)],
+    )
+    assert change.after is not None and change.after["enabled"] is False and change.warnings == ()
+    assert ledger_of(apply_plan(plan_of([desired("a", enabled=False)], live), live))["a"].enabled is False
+
+
+def test_a_new_disabled_schedule_says_so_once() -> None:
+    change = only(compute_plan([desired("a", enabled=False)], EMPTY, SETTINGS, NOW))
+    assert change.warnings == ("enabled: false — recorded in the ledger, no job is created",)
+    live = reconcile([desired("a", enabled=False)])
+    again = only(plan_of([desired("a", enabled=False)], live))
+    assert (again.action, again.warnings, again.fields) == (Action.NOOP, (), ())
+
+
+def test_expected_rows_names_exactly_the_unchanged_owned_rows() -> None:
+    from reconciler.plan import expected_rows
+    from reconciler.state import ExpectedRow
+
+    live = reconcile([desired("a"), desired("b"), desired("c", enabled=False)])
+    rows = {j.id: j for j in live.jobs}
+    found = expected_rows([desired("a"), desired("b", name="changed"), desired("c", enabled=False)], live.ledger,
+                          live.workflows, SETTINGS)  # fmt: skip
+    assert found == {A_ID: ExpectedRow(rows[A_ID].row_hash, (TASK_A.workflow_id,))}
+    others = replace(live, ledger=tuple(replace(e, namespace="team-x") for e in live.ledger))
+    assert expected_rows([desired("a")], others.ledger, others.workflows, SETTINGS) == {}
+    gone = (replace(TASK_A, deleted=True), TASK_B)
+    assert expected_rows([desired("a")], live.ledger, gone, SETTINGS) == {}
+    named = desired("a", name=None)
+    assert expected_rows([named], live.ledger, live.workflows, SETTINGS) == {A_ID: found[A_ID]}
+
+
+def test_a_removed_key_shows_its_own_next_runs_not_a_fresh_start() -> None:
+    live = reconcile([desired("a"), desired("b")])
+    state = live.jobs[0].state
+    assert state is not None
+    later = NOW + timedelta(minutes=150)  # the row is overdue: its pickled time still comes first
+    change = only(plan_of([desired("b")], live, now=later))
+    assert change.next_runs_before[0] == state["next_run_time"].isoformat()
+    assert [u.id for u in plan_of([desired("b")], live).unmanaged] == []  # its row is claimed, not unmanaged
+    renamed = rewrite(live, A_ID, name="by hand")
+    assert plan_of([desired("b")], renamed).fingerprint != plan_of([desired("b")], live).fingerprint
+
+
+def test_a_protected_removed_key_keeps_its_id_and_source() -> None:
+    live = reconcile([desired("a", protect=True, source=SourceLocation("m.yaml", 2, 3)), desired("b")])
+    change = only(plan_of([desired("b")], live))
+    assert (change.schedule_id, change.source) == (A_ID, "m.yaml:2")
+
+
+def test_a_missing_workflow_suggests_three_names_at_most() -> None:
+    names = [replace(TASK_A, workflow_id=f"00000000-0000-0000-0000-00000000010{i}", name=f"task_{i}") for i in range(5)]
+    plan = compute_plan([desired("a", workflow_name="task_")], replace(EMPTY, workflows=tuple(names)), SETTINGS, NOW)
+    assert plan.errors[0].count("'task_") == 4  # the name itself and three suggestions
