@@ -143,7 +143,7 @@ def _build_row(
         job_id=change.schedule_id,
         trigger=trigger,
         workflow_name=desired.workflow_name,
-        user_inputs=desired.user_inputs,
+        user_inputs=desired.user_inputs if settings.generation >= 5 else None,  # 4.x's task takes none
         name=change.name,
         next_run_time=next_run,
         misfire_grace_time=desired.misfire_grace_time,

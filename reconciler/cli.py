@@ -125,7 +125,25 @@ FollowOutsideOption = Annotated[
 ]
 FuncOption = Annotated[
     str | None,
-    typer.Option("--func", help="The job function reference written into job_state (default: orchestrator-core's)."),
+    typer.Option(
+        "--func",
+        help="The job function reference written into job_state (default: the one the detected orchestrator-core "
+        "generation runs; another generation's is refused without --force-func).",
+    ),
+]
+ForceFuncOption = Annotated[
+    bool,
+    typer.Option("--force-func", help="Write --func even though the detected orchestrator-core would not run it."),
+]
+OrchestratorVersionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--orchestrator-version",
+        envvar="ORCHESTRATOR_VERSION",
+        help="The orchestrator-core version of the database (e.g. 4.8 or 5.5), when detection from the database "
+        "(alembic_version, linker table, engine_settings, its own job rows) cannot decide.",
+        show_default=False,
+    ),
 ]
 TimeoutOption = Annotated[
     float,
@@ -147,16 +165,23 @@ def validate(
     fmt: Annotated[ValidateFormat, typer.Option("--format", help="Output format.")] = ValidateFormat.text,
     follow_symlinks_outside: FollowOutsideOption = False,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    orchestrator_version: OrchestratorVersionOption = None,
 ) -> CommandResult:
     """Check schedule files: syntax, schema, triggers, time zones, DST.
 
-    No database needed; --db adds the workflow checks.
+    No database needed; --db adds the workflow checks, and those of the database's orchestrator-core version.
     """
     from reconciler.commands.validate import run_validate
     from reconciler.deadline import bounded
 
     with bounded(timeout if db else 0):
-        return run_validate(directory, db_url=db, fmt=fmt.value, follow_symlinks_outside=follow_symlinks_outside)
+        return run_validate(
+            directory,
+            db_url=db,
+            fmt=fmt.value,
+            follow_symlinks_outside=follow_symlinks_outside,
+            orchestrator_version=orchestrator_version,
+        )
 
 
 @app.command()
@@ -175,6 +200,8 @@ def reconcile(
     ] = None,
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
+    force_func: ForceFuncOption = False,
+    orchestrator_version: OrchestratorVersionOption = None,
     max_deletes: Annotated[int, typer.Option("--max-deletes", help="Refuse plans deleting more than this.")] = 10,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Allow an empty directory to delete every owned schedule.")
@@ -244,7 +271,7 @@ def reconcile(
     from reconciler import database_url
     from reconciler.apply_settings import ApplySettings
     from reconciler.commands.reconcile import ReconcileOptions, ask_on_terminal, run
-    from reconciler.jobstate import ORCHESTRATOR_FUNC
+    from reconciler.orchestrator_versions import VersionChoice
     from reconciler.plan import PlanSettings
     from reconciler.terminal import colour_wanted
 
@@ -266,12 +293,12 @@ def reconcile(
         plan_in=plan_in,
         settings=PlanSettings(
             namespace=namespace,
-            func=func or ORCHESTRATOR_FUNC,
             max_deletes=max_deletes,
             allow_empty=allow_empty,
             source=source,
             adopt_from=adopt_from,
         ),
+        orchestrator=VersionChoice(orchestrator_version, func, force_func),
         apply=ApplySettings(guard_seconds=guard_seconds, lock_timeout=lock_timeout, redis_url=redis),
         color=colour_wanted(sys.stdout),
         verbose=verbose,
@@ -293,21 +320,25 @@ def status(
     db: DbOption = None,
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
+    force_func: ForceFuncOption = False,
+    orchestrator_version: OrchestratorVersionOption = None,
     fmt: Annotated[StatusFormat, typer.Option("--format", help="Output format.")] = StatusFormat.text,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> CommandResult:
     """Last applied commit vs HEAD, and whether the database drifted. Read-only."""
     from reconciler import database_url
     from reconciler.commands.status import run_status
-    from reconciler.jobstate import ORCHESTRATOR_FUNC
+    from reconciler.deadline import bounded
+    from reconciler.orchestrator_versions import VersionChoice
     from reconciler.plan import PlanSettings
 
-    settings = PlanSettings(namespace=namespace, func=func or ORCHESTRATOR_FUNC)
     shown = fmt.value
-    from reconciler.deadline import bounded
 
+    choice = VersionChoice(orchestrator_version, func, force_func)
     with bounded(timeout):
-        return run_status(directory, database_url.resolve_db_url(db, directory), settings, shown)
+        return run_status(
+            directory, database_url.resolve_db_url(db, directory), PlanSettings(namespace=namespace), shown, choice
+        )
 
 
 @app.command("health")
@@ -524,6 +555,8 @@ def show_schedule(
     db: DbOption = None,
     namespace: NamespaceOption = "default",
     func: FuncOption = None,
+    force_func: ForceFuncOption = False,
+    orchestrator_version: OrchestratorVersionOption = None,
     fmt: Annotated[TableFormat, typer.Option("--format", help="Output format.")] = TableFormat.text,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     verbose: Annotated[
@@ -538,7 +571,7 @@ def show_schedule(
     from reconciler import database_url
     from reconciler.commands.show_schedule import run_show_schedule
     from reconciler.deadline import bounded
-    from reconciler.jobstate import ORCHESTRATOR_FUNC
+    from reconciler.orchestrator_versions import VersionChoice
 
     with bounded(timeout):
         return run_show_schedule(
@@ -546,8 +579,8 @@ def show_schedule(
             directory=directory,
             fmt=fmt.value,
             namespace=namespace,
-            func=func or ORCHESTRATOR_FUNC,
             verbose=verbose,
+            orchestrator=VersionChoice(orchestrator_version, func, force_func),
         )
 
 

@@ -26,7 +26,10 @@ from apscheduler.triggers.combining import AndTrigger, OrTrigger
 
 from reconciler.state import row_hash
 
-ORCHESTRATOR_FUNC = "orchestrator.core.schedules.service:run_start_workflow_scheduler_task"
+ORCHESTRATOR_FUNC = "orchestrator.core.schedules.service:run_start_workflow_scheduler_task"  # 5.x
+ORCHESTRATOR_4_FUNC = "orchestrator.schedules.service:run_start_workflow_scheduler_task"  # 4.7, 4.8
+# Both are orchestrator-core's own scheduler task: a row with either (and a linker row) is an API schedule.
+ORCHESTRATOR_FUNCS = frozenset({ORCHESTRATOR_FUNC, ORCHESTRATOR_4_FUNC})
 JOB_STATE_KEYS = frozenset(
     {
         "version", "id", "func", "trigger", "executor", "args", "kwargs", "name",
@@ -169,7 +172,7 @@ def build_job_row(
     job_id: str,
     trigger: BaseTrigger,
     workflow_name: str,
-    user_inputs: list[dict[str, Any]],
+    user_inputs: list[dict[str, Any]] | None,
     name: str,
     next_run_time: datetime | None,
     misfire_grace_time: int | None = 1,
@@ -190,7 +193,9 @@ def build_job_row(
     job.trigger = trigger
     job.executor = "default"
     job.args = ()
-    job.kwargs = {"workflow_name": workflow_name, "user_inputs": user_inputs, **(extra_kwargs or {})}
+    # user_inputs=None: orchestrator-core 4.x's scheduler task takes workflow_name only.
+    inputs = {} if user_inputs is None else {"user_inputs": user_inputs}
+    job.kwargs = {"workflow_name": workflow_name, **inputs, **(extra_kwargs or {})}
     job.name = name
     job.misfire_grace_time = misfire_grace_time
     job.coalesce = coalesce

@@ -22,7 +22,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from reconciler import triggers
-from reconciler.jobstate import ORCHESTRATOR_FUNC, utc_timestamp
+from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, ORCHESTRATOR_FUNCS, utc_timestamp
 from reconciler.spec import DesiredSchedule
 from reconciler.state import ExpectedRow, LedgerEntry, LiveJob, LiveState, Workflow
 from reconciler.suggest import missing_workflow
@@ -63,6 +63,10 @@ class PlanSettings:
     # changes what another source's ledger entries hold, unless `adopt_from` names that source.
     source: str | None = None
     adopt_from: str | None = None
+    # The orchestrator-core generation the rows are written for (reconciler.orchestrator_versions): 4.x rows
+    # carry no user_inputs. `orchestrator` says which was found and how, for the plan's header.
+    generation: int = 5
+    orchestrator: str = "orchestrator-core 5.x (default)"
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class Plan:
     warnings: tuple[str, ...]
     fingerprint: str
     computed_at: str
+    orchestrator: str = ""  # the generation planned for and how it was found (PlanSettings.orchestrator)
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)
@@ -343,6 +348,40 @@ def source_parts(source: str) -> tuple[str, str]:
     """(repository, directory) of a source name `<repository>:<directory>` (a `--source` name: (name, ""))."""
     repository, sep, directory = source.rpartition(":")
     return (repository, directory) if sep and "/" not in directory[:1] else (source, "")
+
+
+FORMAT_UPGRADE = (
+    "one-time format upgrade: the row is in orchestrator-core 4.x's format (func prefix / no user_inputs), "
+    "rewritten as 5.x writes it; its next run is kept"
+)
+
+
+def _format_upgrade(row_fields: Sequence[FieldChange], generation: int) -> bool:
+    """A row that differs only by being in 4.x's format, planned for 5.x: after an upgrade, not drift."""
+    if generation < 5 or not row_fields:
+        return False
+    for change in row_fields:
+        if change.name == "func" and change.before == ORCHESTRATOR_4_FUNC and change.after == ORCHESTRATOR_FUNC:
+            continue
+        if change.name == "user_inputs" and change.before is None:
+            continue
+        return False
+    return True
+
+
+def inputs_on_4x(desired: DesiredSchedule) -> str:
+    """The error for user_inputs on a 4.x database: its scheduler task would fail on every run."""
+    where = f"{desired.source}: " if desired.source else ""
+    return (
+        f"{where}{desired.key}: user_inputs {json.dumps(desired.user_inputs)} cannot reach the workflow: "
+        "orchestrator-core 4.x's scheduler task takes no user_inputs (every run would fail); remove them, "
+        "or upgrade orchestrator-core to 5.x"
+    )
+
+
+def default_user_inputs(user_inputs: Sequence[dict[str, Any]]) -> bool:
+    """`[{}]` (or `[]`): no input at all, which orchestrator-core 4.x's scheduler task can run."""
+    return all(not item for item in user_inputs)
 
 
 class _Planner:
@@ -551,6 +590,8 @@ class _Planner:
     ) -> Change:
         source = str(desired.source) if desired.source else None
         warnings: list[str] = []
+        if self.settings.generation < 5 and not default_user_inputs(desired.user_inputs):
+            self.errors.append(inputs_on_4x(desired))
         if workflow is None:
             self.errors.append(self._missing_workflow(desired))
         elif not workflow.is_task:
@@ -642,10 +683,11 @@ class _Planner:
             trigger, phase=phase
         )
         kwargs = state.get("kwargs") or {}
+        takes_inputs = self.settings.generation >= 5  # 4.x's scheduler task takes workflow_name only
         compare = [
             ("name", state.get("name"), name),
             ("workflow_name", kwargs.get("workflow_name"), desired.workflow_name),
-            ("user_inputs", kwargs.get("user_inputs"), desired.user_inputs),
+            ("user_inputs", kwargs.get("user_inputs"), desired.user_inputs if takes_inputs else None),
             ("misfire_grace_time", state.get("misfire_grace_time"), desired.misfire_grace_time),
             ("coalesce", state.get("coalesce"), desired.coalesce),
             ("max_instances", state.get("max_instances"), desired.max_instances),
@@ -675,7 +717,10 @@ class _Planner:
         if action is Action.NOOP:
             action = Action.UPDATE
         drift = entry is not None and entry.spec_hash == digest and bool(fields)
-        if drift:
+        if _format_upgrade(row_fields, self.settings.generation):
+            drift = False
+            warnings.append(FORMAT_UPGRADE)
+        elif drift:
             warnings.append("changed outside reconciler (drift); apply restores the declared state")
         runs_before = self.runs(state["trigger"], state.get("next_run_time"))
         runs_after = self.runs(trigger) if trigger_changed else runs_before
@@ -792,7 +837,7 @@ class _Planner:
             self.identities[job.id] = _content_identity(state)
             if job.id in self.owned_elsewhere:
                 source = f"gitops:{self.owned_elsewhere[job.id]}"
-            elif state["func"] == self.settings.func and job.workflow_ids:
+            elif (state["func"] == self.settings.func or state["func"] in ORCHESTRATOR_FUNCS) and job.workflow_ids:
                 source = "api"
             else:
                 source = "decorator"
@@ -857,6 +902,7 @@ def compute_plan(
         warnings=tuple(planner.warnings),
         fingerprint=fingerprint,
         computed_at=now.isoformat(),
+        orchestrator=settings.orchestrator,
     )
 
 

@@ -89,6 +89,8 @@ def saved_plan_text(
         "allow_empty": settings.allow_empty,
         "source": settings.source,
         "adopt_from": settings.adopt_from,
+        "generation": settings.generation,
+        "orchestrator": settings.orchestrator,
     }
     body["desired"] = [
         {**as_plain(d), "source": [d.source.path, d.source.line, d.source.column] if d.source else None}

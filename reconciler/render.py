@@ -163,9 +163,10 @@ def render_text(
 
     out: list[str] = []
     if target:
-        heading = f"Planning namespace '{plan.namespace}' against {target}"
+        against = f" ({plan.orchestrator})" if plan.orchestrator else ""
+        heading = f"Planning namespace '{plan.namespace}' against {target}{against}"
         fits = width is None or len(heading) <= width
-        out.extend([heading] if fits else [heading.removesuffix(target).rstrip(), f"  {target}"])
+        out.extend([heading] if fits else [f"Planning namespace '{plan.namespace}' against", f"  {target}{against}"])
         out.append("")
     for change in plan.changes:
         foreign = change.owner is not None and change.owner != change.new_owner
@@ -212,6 +213,7 @@ def plan_as_dict(plan: Plan) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "namespace": plan.namespace,
         "computed_at": plan.computed_at,
+        "orchestrator": plan.orchestrator,
         "summary": plan.summary,
         "changes": [
             {
@@ -272,7 +274,8 @@ def render_markdown(plan: Plan, *, budget: int = MARKDOWN_BUDGET, mark: Callable
         head.append(f"> :x: **error:** {_md_escape(error)}")
     for warning in plan.warnings:
         head.append(f"> :warning: {_md_escape(warning)}")
-    tail = ["", f"<sub>fingerprint `{plan.fingerprint[:16]}` · computed {plan.computed_at}</sub>"]
+    against = f" · {_md_escape(plan.orchestrator)}" if plan.orchestrator else ""
+    tail = ["", f"<sub>fingerprint `{plan.fingerprint[:16]}` · computed {plan.computed_at}{against}</sub>"]
     if not pending:
         body = ["No changes: the database matches `schedules.d/`."]
         return "\n".join(head + body + tail)

@@ -37,7 +37,7 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy.engine import Engine
 
 from reconciler import store
-from reconciler.jobstate import ORCHESTRATOR_FUNC
+from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC
 from reconciler.leader import Leader, LeadershipLost, make_leader
 from reconciler.runner_store import RunnerJobStore, StartGate, StoredJob
 from reconciler.starters import Starter, StartError, StartRequest, describe_starter
@@ -56,7 +56,7 @@ class RunnerOptions:
     """Everything `schedules run` can be told."""
 
     db_url: str
-    runnable_funcs: tuple[str, ...] = (ORCHESTRATOR_FUNC,)
+    runnable_funcs: tuple[str, ...] = (ORCHESTRATOR_FUNC, ORCHESTRATOR_4_FUNC)
     lease_seconds: float = 10.0  # SQLite: how long a dead leader keeps the lease
     poll_interval: float = 0.5  # change poll (SQLite), NOTIFY wait (PostgreSQL), standby lock poll
     max_wait: float = 10.0  # re-read the table at least this often, signal or not
@@ -403,5 +403,5 @@ def run_runner(
 
 
 def runnable(funcs: Collection[str] | None) -> tuple[str, ...]:
-    """The job funcs the runner starts: orchestrator-core's scheduler task, plus any given."""
-    return tuple(dict.fromkeys([ORCHESTRATOR_FUNC, *(funcs or ())]))
+    """The job funcs the runner starts: orchestrator-core's scheduler task (4.x and 5.x), plus any given."""
+    return tuple(dict.fromkeys([ORCHESTRATOR_FUNC, ORCHESTRATOR_4_FUNC, *(funcs or ())]))

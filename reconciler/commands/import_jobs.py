@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler import legacy, store, triggers, yaml_writer
 from reconciler.commands.load_initial import Level, OutputFile, ReportLine, Result, shown_path, write_outputs
-from reconciler.jobstate import ORCHESTRATOR_FUNC
+from reconciler.jobstate import ORCHESTRATOR_FUNC, ORCHESTRATOR_FUNCS
 from reconciler.loader import LoadedFile, load_file, schedule_files
 from reconciler.problems import Severity
 from reconciler.spec import (
@@ -261,7 +261,7 @@ def build_import(
             result.skipped += 1
             continue
         state = job.state
-        if state["func"] != func:
+        if state["func"] != func and state["func"] not in ORCHESTRATOR_FUNCS:  # both generations' are the API's
             if job.id in replaced:
                 result.lines.append(_skip(job.id, f"decorator job, already taken over by {replaced[job.id]}"))
                 result.skipped += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +17,12 @@ from typing import Any
 
 import typer
 
-from reconciler import provenance, reads, render
+from reconciler import orchestrator_versions, provenance, reads, render
 from reconciler.apply_settings import ApplySettings, Provenance
 from reconciler.commands.validate import format_problems, load_desired
 from reconciler.database_url import DEFAULT_DB_URL, describe_db_error, redact, redact_url
 from reconciler.exit_codes import CommandResult
-from reconciler.plan import Action, Change, Plan, PlanSettings
+from reconciler.plan import Action, Change, Plan, PlanSettings, default_user_inputs, inputs_on_4x
 from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
 from reconciler.problems import Problem
 from reconciler.spec import DesiredSchedule
@@ -52,6 +52,8 @@ class ReconcileOptions:
     # Asked, with the plan, before an apply that deletes or overwrites anything (the CLI sets it on an
     # interactive terminal without --auto-approve); None applies as planned, as in CI.
     approve: Callable[[str, list[Change]], bool] | None = None
+    # --orchestrator-version / --func / --force-func: which orchestrator-core generation the rows are for.
+    orchestrator: orchestrator_versions.VersionChoice = field(default_factory=orchestrator_versions.VersionChoice)
 
 
 @dataclass
@@ -216,6 +218,10 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
 
             engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
         try:
+            settled = _settled(options, reader, engine, desired, settings)
+            if isinstance(settled, Outcome):
+                return settled
+            settings = settled
             plan = _dry_run_plan(reader, engine, desired, settings, now)
         except Exception as exc:  # the database edge: one clear line, never a traceback
             if not reads.is_database_error(exc):
@@ -256,6 +262,10 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
 
     engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
     try:
+        settled = _settled(options, None, engine, desired, settings)
+        if isinstance(settled, Outcome):
+            return settled
+        settings = settled
         apply_settings = options.apply
         if options.expect_digest:
             checked = _check_reviewed(engine, desired, settings, options, expected, now)
@@ -308,6 +318,31 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
         return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
     finally:
         engine.dispose()
+
+
+def _settled(
+    options: ReconcileOptions,
+    reader: reads.Reader | None,
+    engine: Any,
+    desired: Sequence[DesiredSchedule],
+    settings: PlanSettings,
+) -> PlanSettings | Outcome:
+    """`settings` for the database's orchestrator-core generation (read-only, before anything is prepared),
+    or the refusal: an undecidable generation, a --func it would not run, user_inputs 4.x cannot pass on."""
+    try:
+        if reader is not None:
+            with reader.transaction():
+                settings = orchestrator_versions.settle(reader, settings, options.orchestrator)
+        else:
+            with engine.connect() as conn:
+                settings = orchestrator_versions.settle(conn, settings, options.orchestrator)
+    except orchestrator_versions.OrchestratorVersionError as exc:
+        return Outcome(1, err=[f"error: {exc}"])
+    if settings.generation < 5:  # a 4.x database gets no row its scheduler task cannot run
+        refused = [inputs_on_4x(d) for d in desired if not default_user_inputs(d.user_inputs)]
+        if refused:
+            return Outcome(1, err=[f"error: {line}" for line in refused])
+    return settings
 
 
 def changes_needing_approval(plan: Plan) -> list[Change]:

@@ -30,9 +30,10 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from reconciler import store, triggers
+from reconciler import orchestrator_versions, store, triggers
 from reconciler.exit_codes import CommandResult
-from reconciler.jobstate import ORCHESTRATOR_FUNC
+from reconciler.jobstate import ORCHESTRATOR_FUNCS
+from reconciler.orchestrator_versions import VersionChoice
 from reconciler.plan import Action, Change, PlanSettings, compute_plan
 from reconciler.provenance import describe_entry
 from reconciler.spec import DesiredSchedule
@@ -91,12 +92,14 @@ def collect(
     func: str,
     desired: Sequence[DesiredSchedule] | None,
     now: datetime,
+    settings: PlanSettings | None = None,
 ) -> list[ScheduleLine]:
-    """The lines for one read of the database (pure: no I/O)."""
+    """The lines for one read of the database (pure: no I/O). `settings`: the generation-settled ones."""
     ledger_by_id = {e.schedule_id: e for e in live.ledger}
     changes: dict[str, Change] = {}
     if desired is not None:
-        plan = compute_plan(desired, live, PlanSettings(namespace=namespace, func=func), now)
+        planned = settings or PlanSettings(namespace=namespace, func=func)
+        plan = compute_plan(desired, live, planned, now)
         changes = {c.schedule_id: c for c in plan.changes}
     lines: list[ScheduleLine] = []
     seen: set[str] = set()
@@ -108,7 +111,7 @@ def collect(
             source = "gitops" if entry.namespace == namespace else f"gitops:{entry.namespace}"
         elif job.state is None:
             source = "unreadable"
-        elif job.state["func"] == func and job.workflow_ids:
+        elif (job.state["func"] == func or job.state["func"] in ORCHESTRATOR_FUNCS) and job.workflow_ids:
             source = "api"
         else:
             source = "decorator"
@@ -310,10 +313,11 @@ def render_markdown(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:
     return "\n".join(out + ([""] + [f"_{n}_" for n in notes] if notes else []))
 
 
-def render_json(lines: Sequence[ScheduleLine], notes: Sequence[str]) -> str:
-    """`{"format_version": 1, "jobs": [...], "notes": [...]}`."""
+def render_json(lines: Sequence[ScheduleLine], notes: Sequence[str], orchestrator: str = "") -> str:
+    """`{"format_version": 1, "orchestrator": "...", "jobs": [...], "notes": [...]}`."""
     body: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "orchestrator": orchestrator,
         "jobs": [{k: v for k, v in asdict(line).items() if k != "next_run_shown"} for line in lines],
         "notes": list(notes),
     }
@@ -326,8 +330,9 @@ def run_show_schedule(
     directory: Path | None,
     fmt: str = "text",
     namespace: str = "default",
-    func: str = ORCHESTRATOR_FUNC,
+    func: str | None = None,
     verbose: bool = False,
+    orchestrator: VersionChoice | None = None,
 ) -> CommandResult:
     """The whole command: exit code, stdout lines, stderr lines. Never writes (read-only connection)."""
     from reconciler.commands.validate import load_desired
@@ -345,19 +350,22 @@ def run_show_schedule(
     engine = store.connect(db_url, read_only=True)
     try:
         with engine.connect() as conn, conn.begin():
+            choice = orchestrator or VersionChoice(func=func)
+            settings = orchestrator_versions.settle(conn, PlanSettings(namespace=namespace), choice)
             live = store.read_live_state(conn)
     except SQLAlchemyError as exc:
         return CommandResult(1, err=[f"error: database: {store.describe_db_error(exc)}"])
     finally:
         engine.dispose()
-    lines = collect(live, namespace=namespace, func=func, desired=desired, now=now)
+    lines = collect(live, namespace=namespace, func=settings.func, desired=desired, now=now, settings=settings)
+    notes.append(f"Database: {settings.orchestrator}.")
     if any(line.drift == UNKNOWN_DRIFT for line in lines):
         notes.append(
             "drift '?': the row changed since it was applied (the scheduler moves next_run_time on every run); "
             "pass the schedules directory to compare it with the files"
         )
     if fmt == "json":
-        return CommandResult(0, [render_json(lines, notes)], err)
+        return CommandResult(0, [render_json(lines, notes, settings.orchestrator)], err)
     if fmt in ("markdown", "github"):
         return CommandResult(0, [render_markdown(lines, notes)], err)
     shown = render_text(lines, notes, verbose=verbose, target=store.redact_url(db_url))

@@ -24,6 +24,7 @@ from typing import Any
 
 from reconciler import provenance, store
 from reconciler.exit_codes import CommandResult
+from reconciler.orchestrator_versions import VersionChoice
 from reconciler.plan import PlanSettings
 from reconciler.timetext import human_iso
 
@@ -139,11 +140,14 @@ def _git_part(report: StatusReport, source: provenance.SourceRepo) -> None:
         )
 
 
-def collect(directory: Path, db_url: str, settings: PlanSettings) -> StatusReport:
+def collect(
+    directory: Path, db_url: str, settings: PlanSettings, orchestrator: VersionChoice | None = None
+) -> StatusReport:
     """Read the ledger, the repository and a dry-run plan; never write."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from reconciler import apply as applier
+    from reconciler import orchestrator_versions
     from reconciler.commands.validate import format_problems, load_desired
 
     report = StatusReport(target=store.redact_url(db_url), namespace=settings.namespace)
@@ -160,6 +164,7 @@ def collect(directory: Path, db_url: str, settings: PlanSettings) -> StatusRepor
     engine = store.connect(db_url, read_only=True)
     try:
         with engine.connect() as conn, conn.begin():
+            settings = orchestrator_versions.settle(conn, settings, orchestrator or VersionChoice())
             ledger = store.read_ledger(conn)
         plan = applier.dry_run(engine, desired, settings, now)
     except SQLAlchemyError as exc:
@@ -235,9 +240,11 @@ def render_text(report: StatusReport, directory: Path) -> list[str]:
     return out
 
 
-def run_status(directory: Path, db_url: str, settings: PlanSettings, fmt: str = "text") -> CommandResult:
+def run_status(
+    directory: Path, db_url: str, settings: PlanSettings, fmt: str = "text", orchestrator: VersionChoice | None = None
+) -> CommandResult:
     """The `status` command: exit code, stdout lines, stderr lines."""
-    report = collect(directory, db_url, settings)
+    report = collect(directory, db_url, settings, orchestrator)
     if fmt == "json":
         return CommandResult(report.exit_code, [json.dumps(report.as_dict(), indent=2)])
     lines = render_text(report, directory)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -298,6 +298,19 @@ def workflow_problems(schedules: Sequence[DesiredSchedule], workflows: Sequence[
     return found
 
 
+def inputs_problems(schedules: Sequence[DesiredSchedule]) -> list[Problem]:
+    """On orchestrator-core 4.x (with --db), non-default user_inputs: its scheduler task takes none."""
+    from reconciler.plan import default_user_inputs, inputs_on_4x
+
+    found = []
+    for s in schedules:
+        if not default_user_inputs(s.user_inputs):
+            src = s.source or SourceLocation("?", 0, 0)
+            message = inputs_on_4x(replace(s, source=None))
+            found.append(error(src.path, src.line, src.column, message))
+    return found
+
+
 def run_validate(
     directory: Path,
     *,
@@ -305,21 +318,24 @@ def run_validate(
     fmt: str,
     namespace: str = "default",
     follow_symlinks_outside: bool = False,
+    orchestrator_version: str | None = None,
 ) -> CommandResult:
     """The `validate` command: exit code, stdout lines, stderr lines."""
 
     workflows: list[Any] | None = None
     completed: frozenset[str] = frozenset()
+    generation = 5
     if db_url:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from reconciler import store
+        from reconciler import orchestrator_versions, store
 
         engine = store.connect(db_url, read_only=True)
         try:
             with engine.connect() as conn, conn.begin():
                 if not store.is_sqlite(conn):  # the embedded SQLite default gets its tables on the first apply
                     store.require_schedule_tables(conn)
+                generation = orchestrator_versions.detect(conn, orchestrator_version).major
                 workflows = store.read_workflows(conn) if store.has_schedule_tables(conn) else []
                 completed = store.absent_keys(conn, namespace)
         except SQLAlchemyError as exc:
@@ -331,6 +347,8 @@ def run_validate(
     )
     if workflows is not None and desired.ok:
         desired.problems.extend(workflow_problems(desired.schedules, workflows))
+    if generation < 5 and desired.ok:
+        desired.problems.extend(inputs_problems(desired.schedules))
     code = 0 if desired.ok else 1
     out: list[str] = []
     if fmt == "json":
