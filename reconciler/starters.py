@@ -167,8 +167,8 @@ class OrchestratorStarter:
 
     def start(self, request: StartRequest) -> StartResult:
         """Start the process inside a database scope; form and predicate refusals are start errors."""
-        from orchestrator.core.db import db
-        from orchestrator.core.services.processes import start_process
+        db = _orchestrator_module("db").db
+        start_process = _orchestrator_module("services.processes").start_process
 
         try:
             with db.database_scope():
@@ -179,13 +179,25 @@ class OrchestratorStarter:
         return StartResult(str(process_id))
 
 
+def _orchestrator_module(name: str) -> Any:
+    """orchestrator-core's module `name`: below `orchestrator.core` in 5.x, below `orchestrator` in 4.x."""
+    import importlib
+    import importlib.util
+
+    try:
+        package = "orchestrator.core" if importlib.util.find_spec("orchestrator.core") else "orchestrator"
+    except ModuleNotFoundError:  # no orchestrator package at all
+        package = "orchestrator.core"
+    return importlib.import_module(f"{package}.{name}")
+
+
 def orchestrator_configured() -> bool:
     """orchestrator-core is loaded in this process with its database initialised (an orchestrator main.py).
 
     Only looks at modules already imported: importing orchestrator-core just to find out would read
     its settings and open connections in a process that never asked for it.
     """
-    module = sys.modules.get("orchestrator.core.db")
+    module = sys.modules.get("orchestrator.core.db") or sys.modules.get("orchestrator.db")
     if module is None:
         return False
     wrapper = getattr(module, "db", None)
@@ -197,8 +209,8 @@ def _ensure_orchestrator() -> None:
     # Explicit --starter orchestrator outside an orchestrator main.py: configure its database from its
     # own settings (DATABASE_URI ...), as its app would. Workflows still have to be registered.
     try:
-        from orchestrator.core import app_settings
-        from orchestrator.core.db import init_database
+        app_settings = _orchestrator_module("settings").app_settings
+        init_database = _orchestrator_module("db").init_database
     except Exception as exc:
         raise StarterConfigError(f"--starter orchestrator: orchestrator-core cannot be imported here: {exc}") from None
     if not orchestrator_configured():

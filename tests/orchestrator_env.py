@@ -301,7 +301,8 @@ def migrated_template(venv: OrchestratorVenv) -> tuple[str, dict[str, Any]]:
 
     from tests.conftest import PG_ADMIN, pg_admin_engine
 
-    digest = hashlib.sha256(venv.path.name.encode() + SIDE.read_bytes()).hexdigest()[:10]
+    # keyed by the venv (its folder: release, pins, cache) and by what `migrate` runs
+    digest = hashlib.sha256(str(venv.path).encode() + SIDE.read_bytes()).hexdigest()[:10]
     name = f"rt_tmpl_{venv.version.replace('.', '_')}_{digest}"
     admin = pg_admin_engine()
     try:

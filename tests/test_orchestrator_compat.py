@@ -47,10 +47,13 @@ from sqlalchemy.engine import Engine
 
 from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import Outcome, ReconcileOptions, run
+from reconciler.jobstate import build_job_row
+from reconciler.orchestrator_versions import Generation
 from reconciler.plan import PlanSettings, schedule_id_for
 from tests.orchestrator_env import (
     ANSI,
     REDIS_URL,
+    VERSIONS,
     Orchestrator,
     OrchestratorVenv,
     migrated_database,
@@ -66,7 +69,7 @@ PLAIN = "task_reconciler_plain"
 TASK_DESCRIPTIONS = {PROBE: "Reconciler probe", PLAIN: "Reconciler plain task"}  # as their migrations say
 BOX = "│┃"
 #: The releases this module proves; each gets its own database and venv.
-MATRIX = ("5.0.5", "5.5.0")
+MATRIX = VERSIONS
 
 
 # --- the database --------------------------------------------------------------------------------------
@@ -240,6 +243,8 @@ class Compat:
     api_id: str
     api_row: tuple[float | None, bytes]
     api_links: set[tuple[str, str]]
+    # every row the release wrote itself: the API schedule, and (4.7) its own decorator job validate-products
+    own_rows: dict[str, tuple[float | None, bytes]]
     specs: dict[str, dict[str, Any]]
     ids: dict[str, str]  # key -> schedule id
     directory: Path
@@ -278,9 +283,11 @@ def compat(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             "trigger_kwargs": {"hours": 2},
         }
         added = side.run("add-api-schedule", json.dumps(payload)).result
-        assert len(added["ids"]) == 1, added
-        api_id = added["ids"][0]
-        api_row = job_rows(url)[api_id]
+        # 4.7's get_scheduler() also stores its last core decorator job, validate-products, on first start
+        (api_id,) = [i for i in added["ids"] if i != "validate-products"]
+        assert added["ids"] == sorted([api_id, *(["validate-products"] if venv.version.startswith("4.7") else [])])
+        own_rows = job_rows(url)
+        api_row = own_rows[api_id]
         api_links = {link for link in link_rows(url) if link[1] == api_id}
 
         directory = write_dir(tmp_path_factory.mktemp("compat") / "schedules.d", schedules)
@@ -296,6 +303,7 @@ def compat(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             api_id=api_id,
             api_row=api_row,
             api_links=api_links,
+            own_rows=own_rows,
             specs={s["key"]: s for s in schedules},
             ids={s["key"]: schedule_id_for("default", s["key"]) for s in schedules},
             directory=directory,
@@ -336,13 +344,15 @@ def test_reconcile_creates_every_schedule_and_lists_the_api_row_as_unmanaged(com
     assert outcome.plan.summary["create"] == len(compat.specs), outcome.plan.summary
     assert outcome.plan.summary["update"] == 0 and outcome.plan.summary["delete"] == 0
     unmanaged = {u.id: u for u in outcome.plan.unmanaged}
-    assert set(unmanaged) == {compat.api_id}
+    assert set(unmanaged) == set(compat.own_rows)
     assert unmanaged[compat.api_id].source == "api"
+    assert all(unmanaged[i].source == "decorator" for i in set(compat.own_rows) - {compat.api_id})
     assert unmanaged[compat.api_id].workflow_name == "task_clean_up_tasks"
     assert "Verified: the database now matches the files." in outcome.out
 
     rows = compat.rows_after_first
-    assert set(rows) == {*compat.ids.values(), compat.api_id}
+    assert set(rows) == {*compat.ids.values(), *compat.own_rows}
+    assert {i: rows[i] for i in compat.own_rows} == compat.own_rows  # the release's own rows: untouched
     # the row orchestrator-core wrote is left alone: same bytes, same next_run_time, same linker row
     assert rows[compat.api_id] == compat.api_row
     assert {link for link in link_rows(compat.url) if link[1] == compat.api_id} == compat.api_links
@@ -358,7 +368,7 @@ def test_reconcile_creates_every_schedule_and_lists_the_api_row_as_unmanaged(com
 def test_orchestrator_core_restores_every_schedule_we_wrote(compat: Compat) -> None:
     jobs = restored(compat)
     # get_all_scheduler_tasks() deletes rows it cannot restore: every row must still be there, restored
-    assert set(jobs) == set(job_rows(compat.url)) == {*compat.ids.values(), compat.api_id}
+    assert set(jobs) == set(job_rows(compat.url)) == {*compat.ids.values(), *compat.own_rows}
     wf = workflows(compat.url)
     now = datetime.now(UTC)
     for key, schedule_id in compat.ids.items():
@@ -398,10 +408,51 @@ def test_orchestrator_core_restores_every_schedule_we_wrote(compat: Compat) -> N
     assert "interval[12:00:00]" in jobs[compat.ids["compat-or"]]["trigger"]
 
 
+def test_the_graphql_resolver_path_lists_every_schedule_with_its_workflow(compat: Compat) -> None:
+    """get_scheduler_tasks (read, filter, sort, enrich, page): what the UI's scheduledTasks query returns."""
+    listed = compat.side.run("graphql").result
+    tasks = {task["id"]: task for task in listed["tasks"]}
+    wf = workflows(compat.url)
+    assert listed["total"] == len(tasks) == len(job_rows(compat.url))  # nothing lost on the way
+    assert set(tasks) == {*compat.ids.values(), *compat.own_rows}
+    for key, schedule_id in compat.ids.items():
+        assert tasks[schedule_id]["workflow_id"] == str(wf[compat.specs[key]["workflow_name"]]["workflow_id"]), key
+        assert tasks[schedule_id]["name"] == restored(compat)[schedule_id]["name"], key
+        assert tasks[schedule_id]["next_run_time"], key
+
+
+def test_our_bytes_equal_the_row_the_release_wrote_itself(compat: Compat) -> None:
+    """The API row this release wrote (its add_job), rebuilt by us for its generation: the same bytes."""
+    column, stored = compat.api_row
+    state = pickle.loads(stored)  # written by orchestrator-core into our scratch database: trusted
+    generation = Generation(compat.venv.major, "this release")
+    assert state["func"] == generation.func == compat.venv.func
+    assert set(state["kwargs"]) == ({"workflow_name", "user_inputs"} if compat.takes_user_inputs else {"workflow_name"})
+    ours = build_job_row(
+        job_id=state["id"],
+        trigger=state["trigger"],
+        workflow_name=state["kwargs"]["workflow_name"],
+        user_inputs=state["kwargs"]["user_inputs"] if generation.takes_user_inputs else None,
+        name=state["name"],
+        next_run_time=state["next_run_time"],
+        misfire_grace_time=state["misfire_grace_time"],
+        coalesce=state["coalesce"],
+        max_instances=state["max_instances"],
+        func=generation.func,
+    )
+    assert ours.job_state == stored
+    assert ours.next_run_time == column
+
+
+def test_the_reconciler_detected_the_release(compat: Compat) -> None:
+    assert compat.first.plan is not None
+    assert compat.first.plan.orchestrator.startswith(f"orchestrator-core {compat.venv.major}.x (alembic ")
+
+
 def test_enrich_with_workflow_id_links_every_schedule(compat: Compat) -> None:
     enriched = {task["id"]: task for task in compat.inspected["enriched"]}
     wf = workflows(compat.url)
-    assert set(enriched) == {*compat.ids.values(), compat.api_id}
+    assert set(enriched) == {*compat.ids.values(), *compat.own_rows}
     for key, schedule_id in compat.ids.items():
         expected = str(wf[compat.specs[key]["workflow_name"]]["workflow_id"])
         assert enriched[schedule_id]["workflow_id"] == expected, key
@@ -582,6 +633,8 @@ def test_updates_are_read_by_orchestrator_core(compat: Compat, tmp_path: Path) -
     after = job_rows(compat.url)
     ids = compat.ids
     assert after[compat.api_id] == compat.api_row
+    for own in compat.own_rows:  # every row the release wrote itself survives our applies
+        assert own in after and pickle.loads(after[own][1])["func"] == pickle.loads(compat.own_rows[own][1])["func"]
     for key in ("compat-date", "compat-calendar", "compat-crontab"):
         assert after[ids[key]] == before[ids[key]], key
     for key in ("compat-interval", "compat-or"):

@@ -320,3 +320,78 @@ def test_user_inputs_on_4_8_are_an_error_at_the_schedule_and_nothing_is_written(
         assert error.split(":")[1].isdigit() and "s.yaml" in error.split(":")[0], error  # path:line
         # without --db nothing says it is 4.x: valid
         assert cli("validate", str(directory)).returncode == 0
+
+
+# --- the upgrade path: 4.8.2 reconciled, then migrated by 5.5.0's own migrations --------------------------------
+
+
+def job_states(url: str) -> dict[str, tuple[float | None, bytes]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = {
+            r.id: (r.next_run_time, bytes(r.job_state)) for r in conn.execute(text("SELECT * FROM apscheduler_jobs"))
+        }
+    engine.dispose()
+    return rows
+
+
+@pytest.mark.postgres
+@pytest.mark.orchestrator
+def test_a_4_8_database_reconciled_then_upgraded_to_5_5_plans_one_labelled_format_upgrade(tmp_path: Path) -> None:
+    schedules = [
+        HOURLY,
+        {"key": "nightly", "workflow_name": "task_validate_products", "trigger": "cron",
+         "trigger_kwargs": {"hour": 3, "minute": 7}, "timezone": "Europe/Amsterdam"},
+    ]  # fmt: skip
+    directory = write_dir(tmp_path / "schedules.d", schedules)
+    with migrated_database(orchestrator_venv("4.8.2"), tmp_path / "project") as side48:
+        url = side48.db_url
+        api = {"name": "From the 4.8 UI", "workflow_name": "task_resume_workflows", "trigger": "interval",
+               "trigger_kwargs": {"hours": 5}}  # fmt: skip
+        (api_id,) = side48.run("add-api-schedule", json.dumps(api)).result["ids"]
+        applied = cli("reconcile", str(directory), "--db", url)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        on_48 = job_states(url)
+        ours = sorted(set(on_48) - {api_id})
+        for job_id in ours:
+            state = load_job_state(on_48[job_id][1])
+            assert state["func"] == ORCHESTRATOR_4_FUNC and set(state["kwargs"]) == {"workflow_name"}
+        # a dry run against 4.x without --func plans nothing: no func change that would make 4.x delete the rows
+        calm = cli("reconcile", "--dry-run", "--detailed-exitcode", str(directory), "--db", url)
+        assert calm.returncode == 0, calm.stdout
+        assert len(side48.run("inspect").result["jobs"]) == len(on_48)  # 4.8 itself restores every row
+
+        # 5.5.0's own migrations (cab8b6a0ac92 rewrites the func prefix of every job row)
+        side55 = Orchestrator(orchestrator_venv("5.5.0"), url, tmp_path / "project55")
+        migrated = side55.migrate()
+        assert "cab8b6a0ac92" in migrated["also_ran"]
+        upgraded = job_states(url)
+        assert set(upgraded) == set(on_48)
+        for job_id in upgraded:
+            assert load_job_state(upgraded[job_id][1])["func"] == ORCHESTRATOR_FUNC
+
+        planned = cli("reconcile", "--dry-run", str(directory), "--db", url, "--format", "json")
+        assert planned.returncode == 0, planned.stderr
+        body = json.loads(planned.stdout)
+        assert body["orchestrator"] == "orchestrator-core 5.x (alembic fbc16e410bc6)"
+        assert body["summary"] == {"create": 0, "update": len(ours), "delete": 0, "unchanged": 0}
+        for change in body["changes"]:
+            assert change["action"] == "update" and not change["drift"], change
+            assert [(f["name"], f["before"], f["after"]) for f in change["fields"]] == [("user_inputs", None, [{}])]
+            assert any(w.startswith("one-time format upgrade") for w in change["warnings"]), change
+            assert change["next_runs_after"] == change["next_runs_before"]  # the phase is kept
+        assert [(u["id"], u["source"]) for u in body["unmanaged"]] == [(api_id, "api")]
+        text_plan = cli("reconcile", "--dry-run", str(directory), "--db", url)
+        assert text_plan.stdout.count("one-time format upgrade") == len(ours)
+
+        applied = cli("reconcile", str(directory), "--db", url)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        after = job_states(url)
+        assert after[api_id] == upgraded[api_id]  # the row 4.8 wrote (5.5 migrated) is untouched
+        for job_id in ours:
+            assert after[job_id][0] == upgraded[job_id][0]  # next_run_time kept
+            assert load_job_state(after[job_id][1])["kwargs"]["user_inputs"] == [{}]
+        again = cli("reconcile", "--dry-run", "--detailed-exitcode", str(directory), "--db", url)
+        assert again.returncode == 0, again.stdout
+        seen = side55.run("inspect").result["jobs"]
+        assert sorted(j["id"] for j in seen) == sorted(after)  # 5.5.0 restores every row, deletes none
