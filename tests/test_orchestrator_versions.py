@@ -19,7 +19,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from reconciler import orchestrator_versions
+from reconciler import orchestrator_versions, reads
 from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, load_job_state
 from reconciler.orchestrator_versions import Generation, Marker, OrchestratorVersionError, decide, parse_version
 from tests.conftest import create_scratch_pg, drop_scratch_pg, init_compatible
@@ -132,7 +132,7 @@ def test_each_release_is_detected_from_its_own_migrations_by_every_marker(migrat
     engine = create_engine(migrated.db_url)
     with engine.connect() as conn:
         tables = {r[0] for r in conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))}
-        markers = orchestrator_versions.read_markers(conn, tables)
+        markers = orchestrator_versions.read_markers(reads.Reader.of(conn), tables)
     engine.dispose()
     major = migrated.venv.major
     head = HEADS[migrated.venv.version]
