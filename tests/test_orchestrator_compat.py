@@ -593,7 +593,9 @@ def test_running_scheduler_runs_a_schedule_the_reconciler_woke_through_redis(com
     assert after == before
     empty = tmp_path / "empty.d"
     empty.mkdir()
-    removed = our_cli("reconcile", str(empty), "--db", compat.url, "--namespace", "wake", "--allow-empty")
+    removed = our_cli(
+        "reconcile", str(empty), "--db", compat.url, "--namespace", "wake", "--source", "compat-wake", "--allow-empty"
+    )
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert job_rows(compat.url) == before
 
