@@ -165,8 +165,15 @@ def render_text(
     if target:
         against = f" ({plan.orchestrator})" if plan.orchestrator else ""
         heading = f"Planning namespace '{plan.namespace}' against {target}{against}"
-        fits = width is None or len(heading) <= width
-        out.extend([heading] if fits else [f"Planning namespace '{plan.namespace}' against", f"  {target}{against}"])
+        if width is None or len(heading) <= width:
+            out.append(heading)
+        else:
+            # Wrap by field: the database alone on its line (a path is never broken), then the generation.
+            out.append(f"Planning namespace '{plan.namespace}' against")
+            if len(f"  {target}{against}") <= width or not plan.orchestrator:
+                out.append(f"  {target}{against}")
+            else:
+                out.extend([f"  {target}", f"  {plan.orchestrator}"])
         out.append("")
     for change in plan.changes:
         foreign = change.owner is not None and change.owner != change.new_owner
