@@ -7,7 +7,6 @@ then holds: before the commit nothing is applied; after it, every change is.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,24 +21,9 @@ from reconciler import interrupts, store
 from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import ReconcileOptions, run
 from reconciler.jobstate import load_job_state
+from tests.interval_dirs import write_dir
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def write_dir(directory: Path, names: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    specs = [
-        {
-            "key": k,
-            "name": n,
-            "workflow_name": "task_clean_up_tasks",
-            "trigger": "interval",
-            "trigger_kwargs": {"hours": 1},
-        }
-        for k, n in names.items()
-    ]
-    (directory / "main.yaml").write_text("schedules:\n" + "".join(f"  - {json.dumps(s)}\n" for s in specs))
-    return directory
 
 
 def names_in(url: str) -> dict[str, str]:

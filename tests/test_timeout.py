@@ -8,7 +8,6 @@ up. After SIGCONT the database must be exactly as it was.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ from reconciler import interrupts, store
 from reconciler.commands.reconcile import ReconcileOptions, run
 from reconciler.jobstate import load_job_state
 from tests.conftest import init_compatible
+from tests.interval_dirs import write_dir
 
 pytestmark = [
     pytest.mark.postgres,
@@ -105,22 +105,6 @@ def cluster() -> Iterator[Cluster]:
         yield own
     finally:
         own.drop()
-
-
-def write_dir(directory: Path, names: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    specs = [
-        {
-            "key": k,
-            "name": n,
-            "workflow_name": "task_clean_up_tasks",
-            "trigger": "interval",
-            "trigger_kwargs": {"hours": 1},
-        }
-        for k, n in names.items()
-    ]
-    (directory / "main.yaml").write_text("schedules:\n" + "".join(f"  - {json.dumps(s)}\n" for s in specs))
-    return directory
 
 
 def snapshot(url: str) -> dict[str, tuple[float | None, str]]:
