@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from reconciler import store
+from tests.command_line import BOTH_WAYS, Schedules
 
 PG_ADMIN = os.environ.get("RECONCILER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -151,3 +152,10 @@ def _fresh_caches() -> None:
     building._BUILT.clear()
     plan.namespace_uuid.cache_clear()
     dst._transitions.cache_clear()
+
+
+@pytest.fixture(params=BOTH_WAYS)
+def command_line(request: pytest.FixtureRequest) -> Schedules:
+    """The `schedules` command: in this process, and (`slow`, the full suite) as a whole process."""
+    runner: Schedules = request.param
+    return runner

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from reconciler import exit_codes
 from reconciler.exit_codes import CommandError, ExitCode, for_exception
+from tests.command_line import Schedules
 
 # An orchestrator-core style main.py: its own Typer app (pretty exceptions on, as Typer's default),
 # ours mounted under it. Run in a subprocess, as a user would run `python main.py schedules …`.
@@ -33,18 +33,11 @@ core_app(sys.argv[1:])
 SCHEDULE = "schedules:\n  - {key: a, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {hour: 1}}\n"
 
 
-def run_mounted(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_mounted(run: Schedules, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     main = tmp_path / "main.py"
     main.write_text(MOUNTED_MAIN)
     environment = {k: v for k, v in os.environ.items() if k != exit_codes.DEBUG_VARIABLE}
-    return subprocess.run(
-        [sys.executable, str(main), "schedules", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**environment, **env},
-    )
+    return run("schedules", *args, script=main, cwd=tmp_path, env={**environment, **env})
 
 
 @pytest.fixture
@@ -65,36 +58,51 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
         assert part in lines[0], lines[0]
 
 
-def test_mounted_unknown_database_kind_is_one_line(tmp_path: Path, schedules: Path) -> None:
-    result = run_mounted(tmp_path, "reconcile", "--dry-run", str(schedules), "--db", "nosuch://x")
+def test_mounted_unknown_database_kind_is_one_line(tmp_path: Path, schedules: Path, command_line: Schedules) -> None:
+    result = run_mounted(command_line, tmp_path, "reconcile", "--dry-run", str(schedules), "--db", "nosuch://x")
     assert_one_line_error(result, "nosuch", "postgresql://")
 
 
-def test_mounted_unwritable_plan_out_is_one_line(tmp_path: Path, schedules: Path) -> None:
+def test_mounted_unwritable_plan_out_is_one_line(tmp_path: Path, schedules: Path, command_line: Schedules) -> None:
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     result = run_mounted(
-        tmp_path, "reconcile", "--dry-run", str(schedules), "--db", db, "--plan-out", "/nonexistent/p.json"
+        command_line,
+        tmp_path,
+        "reconcile",
+        "--dry-run",
+        str(schedules),
+        "--db",
+        db,
+        "--plan-out",
+        "/nonexistent/p.json",
     )
     assert_one_line_error(result, "/nonexistent/p.json", "No such file or directory")
 
 
-def test_mounted_password_never_shown(tmp_path: Path, schedules: Path) -> None:
+def test_mounted_password_never_shown(tmp_path: Path, schedules: Path, command_line: Schedules) -> None:
     url = "postgresql://someone:hunter2@127.0.0.1:1/nowhere"
-    result = run_mounted(tmp_path, "validate", str(schedules), "--db", url)
+    result = run_mounted(command_line, tmp_path, "validate", str(schedules), "--db", url)
     assert_one_line_error(result)
     assert "hunter2" not in result.stdout + result.stderr
 
 
-def test_debug_variable_shows_the_traceback(tmp_path: Path, schedules: Path) -> None:
+def test_debug_variable_shows_the_traceback(tmp_path: Path, schedules: Path, command_line: Schedules) -> None:
     result = run_mounted(
-        tmp_path, "reconcile", "--dry-run", str(schedules), "--db", "nosuch://x", **{exit_codes.DEBUG_VARIABLE: "1"}
+        command_line,
+        tmp_path,
+        "reconcile",
+        "--dry-run",
+        str(schedules),
+        "--db",
+        "nosuch://x",
+        **{exit_codes.DEBUG_VARIABLE: "1"},
     )
     assert result.returncode != 0
     assert "Traceback" in result.stderr
 
 
-def test_usage_errors_keep_the_parsers_code(tmp_path: Path) -> None:
-    result = run_mounted(tmp_path, "reconcile", "--no-such-flag")
+def test_usage_errors_keep_the_parsers_code(tmp_path: Path, command_line: Schedules) -> None:
+    result = run_mounted(command_line, tmp_path, "reconcile", "--no-such-flag")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
@@ -138,7 +146,9 @@ def test_every_command_states_its_exit_codes_in_help() -> None:
         assert "Exit codes: 0" in shown.output, command
 
 
-def test_mounted_under_a_debug_root_logger_on_stdout_json_stays_json(tmp_path: Path, schedules: Path) -> None:
+def test_mounted_under_a_debug_root_logger_on_stdout_json_stays_json(
+    tmp_path: Path, schedules: Path, command_line: Schedules
+) -> None:
     # The host's logging writes everything to stdout at DEBUG (orchestrator-core's style); alembic,
     # git and our own loggers must still not reach stdout, and the host's handler is left as it was.
     main = tmp_path / "main.py"
@@ -153,12 +163,8 @@ def test_mounted_under_a_debug_root_logger_on_stdout_json_stays_json(tmp_path: P
     subprocess.run(["git", "-C", str(tmp_path), *ident, "commit", "-qm", "s"], check=True)
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     for args in (["reconcile"], ["reconcile", "--dry-run"], ["status"], ["show-schedule"]):
-        done = subprocess.run(
-            [sys.executable, str(main), "schedules", *args, str(schedules), "--db", db, "--format", "json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
+        done = command_line(
+            "schedules", *args, str(schedules), "--db", db, "--format", "json", script=main, cwd=tmp_path
         )
         assert done.returncode == 0, done.stdout + done.stderr
         json.loads(done.stdout)  # nothing but the requested output

@@ -21,6 +21,7 @@ import pytest
 from reconciler import store
 from reconciler.render import fit
 from reconciler.timetext import human_iso, human_time
+from tests.command_line import WHOLE_PROCESS, Schedules
 
 SCHEDULE = "  - {{key: {key}, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {{hour: 1}}}}\n"
 
@@ -36,55 +37,19 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def on_terminal(
+    run: Schedules,
     args: list[str],
     answer: str | None,
     *,
     cwd: Path,
-    timeout: float = 60,
     columns: int = 80,
     extra_env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
-    """Run `schedules ARGS` with stdin/stdout/stderr on a pty of `columns` × 24; type `answer` when asked.
-    Returns (exit code, what the screen received)."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    os.set_blocking(leader, False)
-    env = {k: v for k, v in environment(**(extra_env or {})).items() if k not in ("COLUMNS", "LINES")}  # its own size
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        cwd=cwd,
-        env=env,
-        close_fds=True,
-    )
-    os.close(follower)
-    screen = b""
-    answered = False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # the child closed the terminal
-                    chunk = b""
-                if not chunk and proc.poll() is not None:
-                    break
-                screen += chunk
-            elif proc.poll() is not None:
-                break
-            if answer is not None and not answered and b"Enter a value:" in screen:
-                os.write(leader, answer.encode() + b"\r")
-                answered = True
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    return code, screen.decode(errors="replace").replace("\r\n", "\n")
+    """`schedules ARGS` on a terminal of `columns` × 24 (a real pty for a whole process); types `answer`
+    when asked. Returns (exit code, what the screen received)."""
+    env = environment(**(extra_env or {}))
+    shown = run.on_terminal(*args, answer=answer, cwd=cwd, env=env, columns=columns)
+    return shown.returncode, shown.stdout
 
 
 def job_count(db_file: Path) -> int:
@@ -96,60 +61,53 @@ def job_count(db_file: Path) -> int:
         engine.dispose()
 
 
-def test_apply_that_deletes_asks_first_and_only_yes_proceeds(tmp_path: Path) -> None:
+def test_apply_that_deletes_asks_first_and_only_yes_proceeds(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     db_file = tmp_path / "schedules.db"
     write(directory, "keep", "drop")
     base = ["reconcile", str(directory), "--db", f"sqlite:///{db_file}"]
+
     # Creates only: applied without a question, even on a terminal.
-    code, screen = on_terminal(base, None, cwd=tmp_path)
+    code, screen = on_terminal(command_line, base, None, cwd=tmp_path)
     assert code == 0, screen
     assert "Enter a value:" not in screen
     before = job_count(db_file)
     write(directory, "keep")
 
-    code, screen = on_terminal(base, "no", cwd=tmp_path)
+    code, screen = on_terminal(command_line, base, "no", cwd=tmp_path)
     assert code == 1, screen
     assert "1 to delete" in screen.split("Enter a value:")[0]
     assert "deletes or overwrites 1 schedule(s): drop" in screen
     assert "Apply cancelled: nothing was applied." in screen
     assert job_count(db_file) == before
 
-    code, screen = on_terminal(base, "yes", cwd=tmp_path)
+    code, screen = on_terminal(command_line, base, "yes", cwd=tmp_path)
     assert code == 0, screen
     assert "Applied 1 change(s) in one transaction." in screen
     assert screen.count("Planning namespace") == 1  # the plan is shown once, above the question
     assert job_count(db_file) == before - 1
 
 
-def test_auto_approve_and_no_terminal_do_not_ask(tmp_path: Path) -> None:
+def test_auto_approve_and_no_terminal_do_not_ask(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     db_file = tmp_path / "schedules.db"
     write(directory, "a", "b", "c")
     base = ["reconcile", str(directory), "--db", f"sqlite:///{db_file}"]
-    assert on_terminal(base, None, cwd=tmp_path)[0] == 0
+    assert on_terminal(command_line, base, None, cwd=tmp_path)[0] == 0
     write(directory, "a", "b")
-    code, screen = on_terminal([*base, "--auto-approve"], None, cwd=tmp_path)
+    code, screen = on_terminal(command_line, [*base, "--auto-approve"], None, cwd=tmp_path)
     assert code == 0, screen
     assert "Enter a value:" not in screen
     assert job_count(db_file) == 2
     write(directory, "a")
-    piped = subprocess.run(
-        [sys.executable, "-m", "reconciler", *base],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=environment(),
-        timeout=60,
-    )
+    piped = command_line(*base, env=environment())  # stdin is not a terminal (empty)
     assert piped.returncode == 0, piped.stderr
     assert "Enter a value:" not in piped.stdout
     assert job_count(db_file) == 1
 
 
-def cli(*args: str, cwd: Path | None = None, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
-    command = [python, "-m", "reconciler", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=120, cwd=cwd)
+def cli(run: Schedules, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return run(*args, cwd=cwd, env=environment())
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -161,22 +119,22 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_unopenable_sqlite_file_names_the_path_and_the_fix(tmp_path: Path) -> None:
+def test_unopenable_sqlite_file_names_the_path_and_the_fix(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     write(directory, "a")
     where = tmp_path / "no" / "such" / "dir" / "x.db"
-    line = one_error_line(cli("reconcile", str(directory), "--db", f"sqlite:///{where}"))
+    line = one_error_line(cli(command_line, "reconcile", str(directory), "--db", f"sqlite:///{where}"))
     assert str(where) in line
     assert "does not exist or is not writable" in line
     assert "--db" in line
 
 
-def test_unreachable_server_names_the_url_without_its_password(tmp_path: Path) -> None:
+def test_unreachable_server_names_the_url_without_its_password(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     write(directory, "a")
     url = "postgresql://someone:hunter2@127.0.0.1:1/nowhere"
     for args in (["reconcile", "--dry-run", str(directory)], ["show-schedule", str(directory)]):
-        line = one_error_line(cli(*args, "--db", url))
+        line = one_error_line(cli(command_line, *args, "--db", url))
         assert "cannot connect to postgresql://someone:***@127.0.0.1:1/nowhere" in line
         assert "hunter2" not in line
 
@@ -195,7 +153,7 @@ def test_every_command_says_the_same_line_when_orchestrator_tables_are_missing(p
         ["import", "--out", str(directory)],
         ["force", "a"],
     ]
-    lines = {one_error_line(cli(*args, "--db", pg_url)) for args in commands}
+    lines = {one_error_line(cli(WHOLE_PROCESS, *args, "--db", pg_url)) for args in commands}
     assert lines == {f"error: {store.missing_tables_message(store.redact_url(pg_url))}"}
     engine = store.connect(pg_url)
     try:
@@ -219,7 +177,9 @@ def test_a_plain_install_talks_to_postgresql(pg_url: str, tmp_path: Path) -> Non
     assert installed.returncode == 0, installed.stderr[-2000:]
     directory = tmp_path / "schedules.d"
     write(directory, "a")
-    line = one_error_line(cli("reconcile", "--dry-run", str(directory), "--db", pg_url, python=python, cwd=tmp_path))
+    command = [python, "-m", "reconciler", "reconcile", "--dry-run", str(directory), "--db", pg_url]
+    done = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=120, cwd=tmp_path)
+    line = one_error_line(done)
     assert "No module named" not in line
     assert line == f"error: {store.missing_tables_message(store.redact_url(pg_url))}"
 
@@ -245,7 +205,7 @@ def test_long_plan_lines_wrap_by_field_never_inside_a_time() -> None:
     assert fit('      name: "a" → "b"') == ['      name: "a" → "b"']
 
 
-def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path) -> None:
+def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     db = f"sqlite:///{tmp_path / 'schedules.db'}"
     directory.mkdir()
@@ -254,9 +214,9 @@ def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path) -> None:
         " trigger: cron, trigger_kwargs: {hour: HOUR, minute: 30}, timezone: Europe/Amsterdam}\n"
     )
     (directory / "s.yaml").write_text("schedules:\n" + spec.replace("HOUR", "2"))
-    assert on_terminal(["reconcile", str(directory), "--db", db], None, cwd=tmp_path)[0] == 0
+    assert on_terminal(command_line, ["reconcile", str(directory), "--db", db], None, cwd=tmp_path)[0] == 0
     (directory / "s.yaml").write_text("schedules:\n" + spec.replace("HOUR", "3"))
-    code, screen = on_terminal(["reconcile", "--dry-run", str(directory), "--db", db], None, cwd=tmp_path)
+    code, screen = on_terminal(command_line, ["reconcile", "--dry-run", str(directory), "--db", db], None, cwd=tmp_path)
     assert code == 0, screen
     # Every line fits, except the database URL alone on its line (a path is never broken).
     visible = re.sub(r"\x1b\[[0-9;]*m", "", screen)  # colour codes take no columns
@@ -265,7 +225,7 @@ def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path) -> None:
     assert "CET (" in screen and "UTC)" in screen
     assert "+01:00" not in screen and ".0000" not in screen  # no offsets, no microseconds
 
-    code, narrow = on_terminal(["show-schedule", str(directory), "--db", db], None, cwd=tmp_path)
+    code, narrow = on_terminal(command_line, ["show-schedule", str(directory), "--db", db], None, cwd=tmp_path)
     assert code == 0, narrow
     url = f"sqlite:///{tmp_path / 'schedules.db'}"
     shown = [line for line in narrow.splitlines() if line.strip() != url]
@@ -274,16 +234,18 @@ def test_plan_and_show_schedule_at_80_and_200_columns(tmp_path: Path) -> None:
     assert any("2026-" in line and " CET (" in line and "UTC)" in line for line in shown)  # a time whole
     assert "workflow" not in narrow and "task_validate_subscriptions" not in narrow  # narrow: key, trigger, next
 
-    code, wide = on_terminal(["show-schedule", str(directory), "--db", db], None, cwd=tmp_path, columns=200)
+    code, wide = on_terminal(
+        command_line, ["show-schedule", str(directory), "--db", db], None, cwd=tmp_path, columns=200
+    )
     assert code == 0, wide
     header = wide.splitlines()[2]
     assert all(column in header for column in ("key", "name", "workflow", "trigger", "next run", "source", "drift"))
 
 
-def test_version_and_formats_only_where_they_mean_something(tmp_path: Path) -> None:
+def test_version_and_formats_only_where_they_mean_something(tmp_path: Path, command_line: Schedules) -> None:
     from importlib.metadata import version
 
-    shown = cli("--version")
+    shown = cli(command_line, "--version")
     assert (shown.returncode, shown.stdout.strip()) == (0, f"schedules (reconciler) {version('reconciler')}")
     directory = tmp_path / "schedules.d"
     write(directory, "a")
@@ -292,30 +254,29 @@ def test_version_and_formats_only_where_they_mean_something(tmp_path: Path) -> N
         ["status", str(directory), "--format", "github"],
         ["show-schedule", str(directory), "--format", "github"],
     ):
-        refused = cli(*args)
+        refused = cli(command_line, *args)
         assert refused.returncode == 2, refused.stdout + refused.stderr  # the parser's usage error
         assert "Invalid value for '--format'" in refused.stderr
-    assert cli("validate", str(directory), "--format", "github").returncode == 0
+    assert cli(command_line, "validate", str(directory), "--format", "github").returncode == 0
 
 
-def test_colour_follows_no_color_force_color_and_term(tmp_path: Path) -> None:
+def test_colour_follows_no_color_force_color_and_term(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     write(directory, "a")
     args = ["reconcile", "--dry-run", str(directory), "--db", f"sqlite:///{tmp_path / 'x.db'}"]
     escape = "\x1b["
 
     def piped(**env: str) -> str:
-        command = [sys.executable, "-m", "reconciler", *args]
-        done = subprocess.run(command, capture_output=True, text=True, env=environment(**env), timeout=60)
+        done = command_line(*args, env=environment(**env))
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     assert escape not in piped()
     assert escape in piped(FORCE_COLOR="1")  # forced, even into a pipe
     assert escape not in piped(FORCE_COLOR="0")
-    assert escape in on_terminal(args, None, cwd=tmp_path)[1]
+    assert escape in on_terminal(command_line, args, None, cwd=tmp_path)[1]
     for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
-        assert escape not in on_terminal(args, None, cwd=tmp_path, extra_env=env)[1], env
+        assert escape not in on_terminal(command_line, args, None, cwd=tmp_path, extra_env=env)[1], env
 
 
 def _first_log_line(read_fd: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> str:
@@ -376,7 +337,7 @@ def test_runner_logs_for_people_on_a_terminal_and_json_otherwise(tmp_path: Path)
     assert " UTC" in line
 
 
-def test_messages_name_tabs_the_key_rule_and_the_nearest_names(tmp_path: Path) -> None:
+def test_messages_name_tabs_the_key_rule_and_the_nearest_names(tmp_path: Path, command_line: Schedules) -> None:
     d = tmp_path / "schedules.d"
     d.mkdir()
     (d / "a.yaml").write_text(
@@ -391,7 +352,7 @@ def test_messages_name_tabs_the_key_rule_and_the_nearest_names(tmp_path: Path) -
         "  - {key: d, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {hour: 1},\n"
         "     timezone: localtime}\n"
     )
-    shown = cli("validate", str(d))
+    shown = cli(command_line, "validate", str(d))
     assert shown.returncode == 1
     out = shown.stdout
     assert "a.yaml:2:10: error: key: 'Bad_Key' is not a valid key: lowercase letters, digits," in out
@@ -404,34 +365,34 @@ def test_messages_name_tabs_the_key_rule_and_the_nearest_names(tmp_path: Path) -
     assert "c.yaml:5:16: error: unknown time zone 'localtime'" in out
 
 
-def test_force_suggests_the_nearest_key(tmp_path: Path) -> None:
+def test_force_suggests_the_nearest_key(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     write(directory, "validate-products")
     db = f"sqlite:///{tmp_path / 'schedules.db'}"
-    assert cli("reconcile", str(directory), "--db", db).returncode == 0
-    line = one_error_line(cli("force", "validate-prodcts", "--db", db, "--starter", "command:true"))
+    assert cli(command_line, "reconcile", str(directory), "--db", db).returncode == 0
+    line = one_error_line(cli(command_line, "force", "validate-prodcts", "--db", db, "--starter", "command:true"))
     assert "unknown schedule 'validate-prodcts' (did you mean 'validate-products'?)" in line
 
 
-def test_moved_from_its_own_key_is_reported_at_moved_from(tmp_path: Path) -> None:
+def test_moved_from_its_own_key_is_reported_at_moved_from(tmp_path: Path, command_line: Schedules) -> None:
     d = tmp_path / "schedules.d"
     d.mkdir()
     (d / "a.yaml").write_text(
         "schedules:\n  - key: a\n    workflow_name: task_clean_up_tasks\n    trigger: cron\n"
         "    trigger_kwargs: {hour: 1}\n    moved_from: a\n"
     )
-    shown = cli("validate", str(d))
+    shown = cli(command_line, "validate", str(d))
     assert shown.returncode == 1
     assert "a.yaml:6:17: error: a: moved_from names the schedule's own key" in shown.stdout, shown.stdout
 
 
-def test_max_deletes_refusal_names_the_value_that_would_pass(tmp_path: Path) -> None:
+def test_max_deletes_refusal_names_the_value_that_would_pass(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     db = f"sqlite:///{tmp_path / 'schedules.db'}"
     write(directory, "a", "b", "c")
-    assert cli("reconcile", str(directory), "--db", db).returncode == 0
+    assert cli(command_line, "reconcile", str(directory), "--db", db).returncode == 0
     write(directory, "a")
-    line = one_error_line(cli("reconcile", str(directory), "--db", db, "--max-deletes", "1"))
+    line = one_error_line(cli(command_line, "reconcile", str(directory), "--db", db, "--max-deletes", "1"))
     assert "pass --max-deletes 2" in line
     assert line.count("refused") == 1, line
     assert job_count(tmp_path / "schedules.db") == 3
