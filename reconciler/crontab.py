@@ -77,7 +77,7 @@ def _value(token: str, field: _Field, text: str) -> int:
 
 
 def _parse(text: str, field: _Field) -> set[int]:
-    """The values a crontab field selects (day of week: 0 = Sunday, 7 folded into 0)."""
+    """The values a crontab field selects (day of week: 0 and 7 are Sunday; callers take them mod 7)."""
     values: set[int] = set()
     for item in text.lower().split(","):
         match = _ITEM.match(item)
@@ -98,16 +98,11 @@ def _parse(text: str, field: _Field) -> set[int]:
                 last = first
             if first <= last:
                 sequence = list(range(first, last + 1))
-            elif field is _DOW and first == 7:
-                sequence = list(range(0, last + 1))  # 7 is Sunday = 0
-            elif field is _DOW:
-                sequence = list(range(first, 7)) + list(range(0, last + 1))  # fri-mon wraps over Sunday
+            elif field is _DOW:  # fri-mon wraps over Sunday; 7-2 is Sunday (7, the same as 0) to Tuesday
+                sequence = list(range(first, 7)) + list(range(last + 1))
             else:
                 raise CrontabError(f"{field.name} {text!r}: range {first}-{last} is reversed")
         values.update(sequence[::step])
-    if field is _DOW and 7 in values:
-        values.discard(7)
-        values.add(0)
     return values
 
 
@@ -129,7 +124,6 @@ def format_values(values: Iterable[int], low: int, high: int) -> str:
     parts: list[str] = []
     i = 0
     while i < len(ordered):
-        j = i
         if i + 1 < len(ordered):
             step = ordered[i + 1] - ordered[i]
             j = i + 1
@@ -205,7 +199,7 @@ def crontab_to_cron_fields(expr: str) -> list[dict[str, str]]:
     hours = _parse(hour, _HOUR)
     days = _parse(dom, _DOM)
     months = _parse(month, _MONTH)
-    weekdays = {(day + 6) % 7 for day in _parse(dow, _DOW)}
+    weekdays = crontab_weekdays(dow)
 
     base = {"minute": format_values(minutes, 0, 59)}
     if hours != set(range(24)):
@@ -214,15 +208,13 @@ def crontab_to_cron_fields(expr: str) -> list[dict[str, str]]:
         base["month"] = format_values(months, 1, 12)
     day_text = format_values(days, 1, 31)
     weekday_text = format_weekdays(weekdays)
-    with_day = {**base, "day": day_text} if day_text != "*" else dict(base)
-    with_weekday = {**base, "day_of_week": weekday_text} if weekday_text != "*" else dict(base)
 
     dom_restricted = not dom.startswith("*")
     dow_restricted = not dow.startswith("*")
     if dom_restricted and dow_restricted:
         if day_text == "*" or weekday_text == "*":
             return [dict(base)]  # one side matches every day, so the OR does too
-        return [with_day, with_weekday]
+        return [{**base, "day": day_text}, {**base, "day_of_week": weekday_text}]
     # At most one is restricted in crontab's sense ("*/2" counts as unrestricted): all fields must match.
     both = dict(base)
     if day_text != "*":
