@@ -55,6 +55,12 @@ def test_the_last_poll_ends_at_the_bound() -> None:
     assert verdict.held == {"a"} and verdict.wait == pytest.approx(0.005, abs=1e-6)
 
 
+def test_a_bound_shorter_than_a_poll_ends_the_hold_at_the_bound() -> None:
+    # --guard-seconds 0.01: a row due this instant is read again when it turns overdue, not a poll later
+    verdict = hold({"a": T}, T, HoldRule(bound=0.01))
+    assert verdict.held == {"a"} and verdict.wait == pytest.approx(0.01, abs=1e-6)
+
+
 def test_a_row_unmoved_for_the_bound_is_overdue_and_free() -> None:
     # no scheduler processes it: jobs overdue because none runs are not guarded
     assert hold({"a": T}, T + 10.0, RULE).free

@@ -1,19 +1,29 @@
 """Job rows as orchestrator-core writes them: byte for byte the rows orchestrator-core 5.5.0 itself wrote
 (tests/fixtures/orchestrator-written-rows.json), and every trigger and input shape read back by the
-allow-list unpickler as written."""
+allow-list unpickler as written; rows naming anything else are refused, and run nothing."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from apscheduler.triggers.base import BaseTrigger
 
 from reconciler import triggers
-from reconciler.jobstate import ORCHESTRATOR_FUNC, build_job_row, load_job_state
+from reconciler.jobstate import (
+    ORCHESTRATOR_FUNC,
+    UnreadableJobState,
+    build_job_row,
+    load_job_state,
+    repickle,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FIXTURE = Path(__file__).parent / "fixtures" / "orchestrator-written-rows.json"
@@ -104,3 +114,110 @@ def test_the_rows_orchestrator_core_wrote_come_out_byte_for_byte() -> None:
         )
         assert ours.job_state == stored, row["id"]
         assert ours.next_run_time == row["next_run_time_column"]
+
+
+# --- rows that must not be read -------------------------------------------------------------------------
+
+
+def a_row(trigger: BaseTrigger | None = None, **extra: Any) -> bytes:
+    return build_job_row(
+        job_id="j",
+        trigger=trigger or built(SPECS[6]),
+        workflow_name="task_clean_up_tasks",
+        user_inputs=[{}],
+        name="J",
+        next_run_time=NOW,
+        **extra,
+    ).job_state
+
+
+def refused(blob: bytes) -> str:
+    with pytest.raises(UnreadableJobState) as caught:
+        load_job_state(blob)
+    return str(caught.value)
+
+
+class _RunsCode:
+    """Pickles as a call of os.system: what a row written by anyone with database access could hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_row_naming_any_other_global_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    state = load_job_state(a_row())
+    blob = pickle.dumps({**state, "args": (_RunsCode(marker),)}, pickle.HIGHEST_PROTOCOL)
+    assert refused(blob) == f"cannot unpickle job_state: global {os.system.__module__}.system is not allowed"
+    assert not marker.exists()
+
+
+def test_getattr_in_a_row_reaches_nothing_but_zoneinfos_unpickle() -> None:
+    class _Getattr:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (getattr, (ZoneInfo, "clear_cache"))
+
+    state = load_job_state(a_row())
+    blob = pickle.dumps({**state, "name": _Getattr()}, pickle.HIGHEST_PROTOCOL)
+    assert refused(blob) == (
+        "cannot unpickle job_state: getattr(<class 'zoneinfo.ZoneInfo'>, 'clear_cache') is not allowed"
+    )
+    zoned = built(SPECS[1])  # Europe/Amsterdam: pickled through getattr(ZoneInfo, "_unpickle")
+    assert str(load_job_state(a_row(zoned))["trigger"]) == str(zoned)
+
+
+def test_a_combining_trigger_naming_another_sub_trigger_class_is_refused() -> None:
+    # AndTrigger/OrTrigger import every "module:Class" their state names: each must be a trigger class.
+    good = a_row(built(SPECS[11]))
+    ref = b"apscheduler.triggers.interval:IntervalTrigger"
+    assert ref in good
+    blob = good.replace(ref, b"apscheduler.triggers.interval:IntervalTriggeX")  # same length: a valid pickle
+    assert refused(blob) == (
+        "cannot unpickle job_state: sub-trigger class 'apscheduler.triggers.interval:IntervalTriggeX' is not allowed"
+    )
+    for spec in (SPECS[10], SPECS[11]):  # and the real ones come back as the real classes, re-pickling alike
+        trigger = built(spec)
+        state = load_job_state(a_row(trigger))
+        assert type(state["trigger"]) is type(trigger) and str(state["trigger"]) == str(trigger)
+        assert pickle.dumps(state["trigger"], pickle.HIGHEST_PROTOCOL) == pickle.dumps(trigger, pickle.HIGHEST_PROTOCOL)
+
+
+def test_what_is_not_a_version_1_job_is_refused_naming_why() -> None:
+    state = load_job_state(a_row())
+
+    def dumped(value: Any) -> bytes:
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+    assert refused(b"not a pickle").startswith("cannot unpickle job_state: ")
+    assert refused(dumped([1, 2])) == "job_state is not a dict"
+    assert refused(dumped({**state, "version": 2})) == "job_state has version 2; only version 1 is readable"
+    lacking = {k: v for k, v in state.items() if k not in ("coalesce", "name")}
+    assert refused(dumped(lacking)) == "job_state lacks coalesce, name"
+    assert refused(dumped({**state, "trigger": "interval"})) == "job_state trigger is not an APScheduler trigger"
+    assert refused(dumped({**state, "func": None})) == "job_state func is not a text reference"
+
+
+def test_a_row_rewritten_with_repickle_is_what_apscheduler_would_write() -> None:
+    # `schedules run` moves a row on by re-pickling its state with the next run: byte for byte what
+    # APScheduler's own job store writes, so orchestrator-core's scheduler reads it as its own.
+    for row in json.loads(FIXTURE.read_text())["apscheduler_jobs"]:
+        stored = base64.b64decode(row["job_state_b64"])
+        state = load_job_state(stored)
+        assert repickle(state) == stored, row["id"]
+        later = state["next_run_time"] + timedelta(hours=1)
+        moved = build_job_row(
+            job_id=state["id"],
+            trigger=state["trigger"],
+            workflow_name=state["kwargs"]["workflow_name"],
+            user_inputs=state["kwargs"]["user_inputs"],
+            name=state["name"],
+            next_run_time=later,
+            misfire_grace_time=state["misfire_grace_time"],
+            coalesce=state["coalesce"],
+            max_instances=state["max_instances"],
+            func=state["func"],
+        )
+        assert repickle(state, next_run_time=later) == moved.job_state, row["id"]
