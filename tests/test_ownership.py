@@ -10,6 +10,8 @@ ways out: a namespace of one's own, or `--adopt-from` that moves ownership in on
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,10 @@ from git import Repo
 from sqlalchemy import text
 
 from reconciler import store
-from reconciler.plan import Action
+from reconciler.plan import Action, LedgerRecord, Plan, PlanSettings, compute_plan, source_parts
 from reconciler.provenance import normalized_remote
+from reconciler.state import LiveState
+from tests import memory_db
 from tests.test_gitops import commit_all, ledger, make_repo
 from tests.test_reconcile import jobs, reconcile, schedule, write_schedules
 
@@ -201,3 +205,138 @@ def test_a_ledger_from_before_the_migration_plans_and_then_migrates(sqlite_url: 
 )
 def test_remote_urls_name_one_source(url: str) -> None:
     assert normalized_remote(url) == "github.com/org/repo"
+
+
+# --- the ownership rules in the pure planner (in memory, fixed clock) -------------------------------------
+
+OURS = "github.com/org/ops:schedules.d"
+THEIRS = "github.com/org/ops:old-schedules"
+
+
+def owned_by(source: str | None, *keys: str, **fields: object) -> LiveState:
+    """A database holding `keys`, each applied by `source`."""
+    live = memory_db.reconcile([memory_db.desired(k, **fields) for k in keys])
+    return replace(live, ledger=tuple(replace(e, source=source) for e in live.ledger))
+
+
+def plan_as(live: LiveState, keys: Sequence[str], source: str | None = OURS, **settings: Any) -> Plan:
+    schedules = [memory_db.desired(k) for k in keys]
+    return compute_plan(schedules, live, PlanSettings(source=source, **settings), memory_db.NOW)
+
+
+@pytest.mark.parametrize(
+    ("source", "parts"),
+    [
+        ("github.com/org/ops:schedules.d", ("github.com/org/ops", "schedules.d")),
+        ("github.com/org/ops:deploy/schedules", ("github.com/org/ops", "deploy/schedules")),
+        ("ops-team", ("ops-team", "")),
+        ("/srv/checkout:/srv/checkout/schedules", ("/srv/checkout:/srv/checkout/schedules", "")),
+    ],
+)
+def test_a_source_name_is_repository_and_directory(source: str, parts: tuple[str, str]) -> None:
+    assert source_parts(source) == parts
+
+
+def test_changing_what_another_source_owns_is_refused_naming_at_most_five_keys() -> None:
+    keys = [f"k{i}" for i in range(1, 8)]
+    live = owned_by("team-a", *keys)
+    plan = plan_as(live, [], max_deletes=10, allow_empty=True)
+    assert plan.errors == (
+        "7 schedule(s) in namespace 'default' are owned by team-a (k1, k2, k3, k4, k5 and 2 more); "
+        "this plan would change or delete them. Use a namespace of your own (--namespace NAME), "
+        "or take them over in one apply with --adopt-from 'team-a'",
+    )
+    assert (
+        plan_as(owned_by("team-a", *keys[:5]), [], allow_empty=True)
+        .errors[0]
+        .startswith("5 schedule(s) in namespace 'default' are owned by team-a (k1, k2, k3, k4, k5); this plan")
+    )
+
+
+def test_a_moved_directory_of_the_same_repository_is_named_in_the_refusal() -> None:
+    (message,) = plan_as(owned_by(THEIRS, "a"), [], allow_empty=True).errors
+    assert message.endswith(
+        ". The schedules directory moved from old-schedules to schedules.d in github.com/org/ops? "
+        f"Then run this command again with --adopt-from '{THEIRS}'"
+    )
+    (other_repo,) = plan_as(owned_by("github.com/org/other:schedules.d", "a"), [], allow_empty=True).errors
+    assert "moved from" not in other_repo
+    (named,) = plan_as(owned_by("team-a", "a"), [], source="team-b", allow_empty=True).errors
+    assert "moved from" not in named
+
+
+def test_declaring_another_sources_schedule_unchanged_is_refused_too() -> None:
+    # Its row stays, but its entry would name this source: a silent takeover, unless adopted.
+    plan = plan_as(owned_by(THEIRS, "a"), ["a"])
+    (change,) = plan.changes
+    assert (change.action, change.ledger, change.owner, change.new_owner) == (
+        Action.NOOP,
+        LedgerRecord.KEPT_COMMIT,
+        THEIRS,
+        OURS,
+    )
+    assert len(plan.errors) == 1 and plan.errors[0].startswith(
+        f"1 schedule(s) in namespace 'default' are owned by {THEIRS} (a)"
+    )
+    assert plan_as(owned_by(OURS, "a"), ["a"]).errors == ()
+
+
+def test_a_ledger_only_change_to_another_sources_entry_is_refused_too() -> None:
+    # Same row, but the entry would be rewritten (here: it learns the row hash it lacked).
+    live = owned_by(THEIRS, "a")
+    live = replace(live, ledger=tuple(replace(e, row_hash=None) for e in live.ledger))
+    plan = plan_as(live, ["a"])
+    (change,) = plan.changes
+    assert (change.action, change.ledger) == (Action.NOOP, LedgerRecord.KEPT_COMMIT)
+    assert len(plan.errors) == 1 and plan.errors[0].startswith(
+        f"1 schedule(s) in namespace 'default' are owned by {THEIRS}"
+    )
+
+
+def test_adopt_from_takes_each_kind_of_change_over() -> None:
+    live = owned_by(THEIRS, "same", "renamed", "gone")
+    schedules = [memory_db.desired("same"), memory_db.desired("renamed", name="New name")]
+    plan = compute_plan(schedules, live, PlanSettings(source=OURS, adopt_from=THEIRS), memory_db.NOW)
+    assert plan.errors == ()
+    by_key = {c.key: c for c in plan.changes}
+    owner = ("owner", THEIRS, OURS)
+    assert (by_key["same"].action, [(f.name, f.before, f.after) for f in by_key["same"].fields]) == (
+        Action.ADOPT,
+        [owner],
+    )
+    assert by_key["renamed"].action is Action.UPDATE
+    assert [(f.name, f.before, f.after) for f in by_key["renamed"].fields][-1] == owner
+    assert (by_key["gone"].action, by_key["gone"].fields, by_key["gone"].owner) == (Action.DELETE, (), THEIRS)
+    after = memory_db.apply_plan(plan, live)
+    assert {e.key: e.source for e in after.ledger} == {"same": OURS, "renamed": OURS}
+
+
+def test_adopt_from_another_source_than_the_owner_adopts_nothing() -> None:
+    plan = compute_plan(
+        [memory_db.desired("a")],
+        owned_by("team-a", "a"),
+        PlanSettings(source=OURS, adopt_from="team-b"),
+        memory_db.NOW,
+    )
+    (change,) = plan.changes
+    assert (change.action, change.owner, change.fields) == (Action.NOOP, "team-a", ())
+    assert len(plan.errors) == 1 and "owned by team-a (a)" in plan.errors[0]
+
+
+def test_a_plan_without_a_source_is_never_refused_and_keeps_the_owner() -> None:
+    live = owned_by("team-a", "a")
+    plan = plan_as(live, ["a"], source=None, allow_empty=True)
+    assert plan.errors == () and plan.warnings == ()
+    plan = compute_plan([memory_db.desired("a", name="B")], live, PlanSettings(), memory_db.NOW)
+    assert plan.errors == ()
+    (entry,) = memory_db.apply_plan(plan, live).ledger
+    assert entry.source == "team-a"
+
+
+def test_entries_recorded_before_sources_are_counted_in_one_warning() -> None:
+    live = owned_by(None, "a", "b")
+    plan = plan_as(live, ["a", "b", "c"])
+    assert plan.errors == ()
+    assert plan.warnings == (f"2 schedule(s) recorded before sources were tracked: adopted by {OURS} with this apply",)
+    assert plan_as(live, ["a", "b"], source=None).warnings == ()
+    assert plan_as(owned_by(OURS, "a", "b"), ["a", "b", "c"]).warnings == ()
