@@ -39,7 +39,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import database, schedule_spec
-from reconciler import store, triggers
+from reconciler import reads, store, triggers
 from reconciler.commands.health import HealthOptions, parse_duration
 from reconciler.health.core import assess
 from reconciler.health.reading import read_health_data
@@ -133,12 +133,13 @@ def populate(url: str, n: int, now: datetime) -> dict[str, int]:
 def timed_in_process(url: str, since: timedelta) -> tuple[float, float, dict[str, Any]]:
     now = datetime.now(UTC)
     options = HealthOptions(db_url=url, since=since)
-    engine = store.connect(url, read_only=True)
+    reader = reads.open_read_only(url)
+    assert reader is not None
     start = time.perf_counter()
-    with engine.connect() as conn, conn.begin():
-        data, _ = read_health_data(conn, since=now - since, now=now, early=options.tolerance.early)
+    with reader.transaction():
+        data, _ = read_health_data(reader, since=now - since, now=now, early=options.tolerance.early)
     read = time.perf_counter() - start
-    engine.dispose()
+    reader.close()
     start = time.perf_counter()
     report = assess(data.schedules, data.seen, now=now, since=now - since, tolerance=options.tolerance)
     judged = time.perf_counter() - start

@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler import store
+from reconciler import reads
+from reconciler.database_url import describe_db_error, redact_url
 from reconciler.exit_codes import CommandError, CommandResult, ExitCode
 from reconciler.health import render
 from reconciler.health.core import HealthReport, Tolerance, assess
-from reconciler.health.reading import read_health_data
+from reconciler.health.reading import HealthData, read_health_data
 
 FORMATS = ("text", "json", "markdown", "prometheus")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -75,24 +76,42 @@ class HealthOptions:
 
 def collect(options: HealthOptions, *, now: datetime | None = None) -> tuple[HealthReport, list[str]]:
     """One read-only look at the database, judged at `now` (default: `--until`, else the clock); with notes."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     moment = (now or options.until or datetime.now(UTC)).astimezone(UTC)
     since = moment - options.since
-    engine = store.connect(options.db_url, read_only=True)
     try:
-        with engine.connect() as conn, conn.begin():
-            data, notes = read_health_data(
-                conn, since=since, now=moment, directory=options.directory, early=options.tolerance.early
-            )
-    except SQLAlchemyError as exc:
-        raise HealthError(f"database {store.redact_url(options.db_url)}: {store.describe_db_error(exc)}") from exc
-    finally:
-        engine.dispose()
+        data, notes = _read(options, since=since, now=moment)
+    except Exception as exc:  # the database edge: one line (a driver's error, or SQLAlchemy's)
+        if not reads.is_database_error(exc):
+            raise
+        raise HealthError(f"database {redact_url(options.db_url)}: {describe_db_error(exc)}") from exc
     report = assess(data.schedules, data.seen, now=moment, since=since, tolerance=options.tolerance)
     if data.seen.runs is None and data.schedules:
         notes.append("no processes table (not an orchestrator-core database): liveness only, starts not checked")
     return report, notes
+
+
+def _read(options: HealthOptions, *, since: datetime, now: datetime) -> tuple[HealthData, list[str]]:
+    """One read transaction over a bare read-only connection, as a dry run reads (no SQLAlchemy imported);
+    a URL only SQLAlchemy understands (query options, other drivers) reads through its read-only engine."""
+    reader = reads.open_read_only(options.db_url)
+    if reader is not None:
+        try:
+            with reader.transaction():
+                return read_health_data(
+                    reader, since=since, now=now, directory=options.directory, early=options.tolerance.early
+                )
+        finally:
+            reader.close()
+    from reconciler import store
+
+    engine = store.connect(options.db_url, read_only=True)
+    try:
+        with engine.connect() as conn, conn.begin():
+            return read_health_data(
+                reads.Reader.of(conn), since=since, now=now, directory=options.directory, early=options.tolerance.early
+            )
+    finally:
+        engine.dispose()
 
 
 def rendered(report: HealthReport, fmt: str) -> list[str]:

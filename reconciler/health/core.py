@@ -36,6 +36,7 @@ Verdict
 from __future__ import annotations
 
 import bisect
+import functools
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,11 +165,12 @@ class ScheduleHealth:
     truncated: bool  # more fires than triggers.WINDOW_FIRES_MAX: only the first were judged
     ambiguous: int = 0  # fires whose start was decided by the nearest-fire rule against another schedule
 
-    @property
+    # Computed once: every rendering asks each schedule for its failures and problems, some several times.
+    @functools.cached_property
     def failures(self) -> tuple[RunSeen, ...]:
         return tuple(r for r in self.runs if r.failed)
 
-    @property
+    @functools.cached_property
     def last_run(self) -> RunSeen | None:
         return max(self.runs, key=lambda r: r.started_at) if self.runs else None
 
@@ -176,7 +178,7 @@ class ScheduleHealth:
     def overdue(self) -> bool:
         return self.overdue_by is not None
 
-    @property
+    @functools.cached_property
     def problems(self) -> tuple[Problem, ...]:
         found = []
         if self.error is not None:

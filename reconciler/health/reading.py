@@ -1,9 +1,12 @@
 """The database side of `health`: jobs, ledger, workflows, processes and the engine's pause flag, read-only.
 
-Job rows are read raw by `store.read_jobs`, which decodes them with the allow-list unpickler (`jobstate`), never
-through APScheduler's SQLAlchemyJobStore (which deletes rows it cannot restore). `processes` and
-`engine_settings` are orchestrator-core's own tables; a database without them (the embedded SQLite
-default) yields ``None`` for them, and the report says so.
+Everything goes through a `reads.Reader` (plain SQL over the DB-API connection): the command opens a bare
+read-only psycopg / sqlite3 connection, as a dry run does, so SQLAlchemy is not even imported (its import and
+engine took a fifth of a 10,000-schedule report); a URL only SQLAlchemy understands reads through
+`Reader.of(conn)` on its engine. Job rows are read raw by `reads.read_jobs`, which decodes them with the
+allow-list unpickler (`jobstate`), never through APScheduler's SQLAlchemyJobStore (which deletes rows it
+cannot restore). `processes` and `engine_settings` are orchestrator-core's own tables; a database without them
+(the embedded SQLite default) yields ``None`` for them, and the report says so.
 """
 
 from __future__ import annotations
@@ -14,12 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
-
-from reconciler import store, triggers
+from reconciler import reads, triggers
 from reconciler.health.core import SCHEDULER_USER, Observations, ProcessRun, ScheduleInput
 from reconciler.jobstate import ORCHESTRATOR_FUNC
+from reconciler.state import LedgerEntry, LiveJob
 
 # The scheduler's start function in each orchestrator-core generation (5.x moved the package under `core`).
 SCHEDULER_FUNCS = frozenset({ORCHESTRATOR_FUNC, "orchestrator.schedules.service:run_start_workflow_scheduler_task"})
@@ -44,40 +45,29 @@ def _column_time(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
-_PROCESSES_SQL = (
-    "SELECT p.pid, w.name, p.last_status, p.started_at, p.last_modified_at, p.failed_reason"
-    " FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id"
-    " WHERE p.created_by = {user} AND p.started_at >= {since}"
-)
-
-
-def read_processes(conn: Connection, since: datetime, *, user: str = SCHEDULER_USER) -> list[ProcessRun]:
-    """`processes` rows created by the scheduler's user from `since` on, with their workflow's name."""
-    rows: Sequence[Any]
-    if conn.dialect.name == "postgresql":
-        # psycopg's own cursor: SQLAlchemy's per-row Result costs more than the query for a day of 10,000 jobs.
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(_PROCESSES_SQL.format(user="%(user)s", since="%(since)s"), {"user": user, "since": since})
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-    else:
-        rows = list(
-            conn.execute(text(_PROCESSES_SQL.format(user=":user", since=":since")), {"user": user, "since": since})
-        )
+def read_processes(
+    reader: reads.Reader, since: datetime, until: datetime, *, user: str = SCHEDULER_USER
+) -> list[ProcessRun]:
+    """`processes` rows created by the scheduler's user in ``[since, until]``, with their workflow's name."""
+    pid = "p.pid::text" if reader.postgres else "p.pid"  # the server's uuid text: no UUID object per row
+    rows = reader.rows(
+        f"SELECT {pid}, w.name, p.last_status, p.started_at, p.last_modified_at, p.failed_reason"
+        " FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id"
+        " WHERE p.created_by = ? AND p.started_at >= ? AND p.started_at <= ?",
+        (user, since, until),
+    )
     return [
         ProcessRun(str(pid), name, str(status), _instant(started), _instant(modified) if modified else None, reason)
         for pid, name, status, started, modified, reason in rows
     ]
 
 
-def read_engine_paused(conn: Connection) -> bool:
+def read_engine_paused(reader: reads.Reader) -> bool:
     """orchestrator-core's `engine_settings.global_lock`: the engine is paused (no process runs)."""
-    return any(bool(row[0]) for row in conn.execute(text("SELECT global_lock FROM engine_settings")))
+    return any(bool(row[0]) for row in reader.rows("SELECT global_lock FROM engine_settings"))
 
 
-def _job_input(job: store.LiveJob, entry: store.LedgerEntry | None, workflow_names: dict[str, str]) -> ScheduleInput:
+def _job_input(job: LiveJob, entry: LedgerEntry | None, workflow_names: dict[str, str]) -> ScheduleInput:
     key = entry.key if entry is not None else job.id
     linked = next((workflow_names[w] for w in job.workflow_ids if w in workflow_names), None)
     state = job.state  # decoded by the store as it read the row
@@ -116,7 +106,7 @@ def _job_input(job: store.LiveJob, entry: store.LedgerEntry | None, workflow_nam
 
 
 def _fired_dates(
-    absent: Sequence[store.LedgerEntry], directory: Path | None, now: datetime
+    absent: Sequence[LedgerEntry], directory: Path | None, now: datetime
 ) -> tuple[list[ScheduleInput], list[str]]:
     """Managed `date` schedules whose row is gone (they fired), with their trigger from the files."""
     if not absent or directory is None or not directory.is_dir():
@@ -152,22 +142,23 @@ def _fired_dates(
 
 
 def read_health_data(
-    conn: Connection, *, since: datetime, now: datetime, directory: Path | None = None, early: timedelta
+    reader: reads.Reader, *, since: datetime, now: datetime, directory: Path | None = None, early: timedelta
 ) -> tuple[HealthData, list[str]]:
-    """Read everything `health` judges in one transaction; returns the data and notes for stderr."""
-    names = store.table_names(conn)
-    store.require_schedule_tables(conn, names)  # the same one line as every other command
-    workflows = store.read_workflows(conn)
+    """Read everything `health` judges (call inside one read transaction); returns the data and notes for stderr."""
+    names = reads.table_names(reader)
+    if not names >= reads.SCHEDULE_TABLES:  # the same one line as every other command
+        raise reads.MissingScheduleTables(reads.missing_tables_message(reader.target))
+    workflows = reads.read_workflows(reader)
     workflow_names = {w.workflow_id: w.name for w in workflows}
-    ledger = store.read_ledger(conn)
-    jobs = store.read_jobs(conn)
+    ledger = reads.read_ledger(reader)
+    jobs = reads.read_jobs(reader)
     present = {job.id for job in jobs}
     by_id = {e.schedule_id: e for e in ledger}
     schedules = [_job_input(job, by_id.get(job.id), workflow_names) for job in jobs]
     absent = [e for e in ledger if e.enabled and e.schedule_id not in present]
     fired, notes = _fired_dates(absent, directory, now)
     schedules.extend(fired)
-    runs = read_processes(conn, since - early) if "processes" in names else None
-    paused = read_engine_paused(conn) if "engine_settings" in names else None
+    runs = read_processes(reader, since - early, now) if "processes" in names else None
+    paused = read_engine_paused(reader) if "engine_settings" in names else None
     seen = Observations(runs=runs, engine_paused=paused, workflows={w.name: w.deleted for w in workflows})
     return HealthData(tuple(schedules), seen), notes
