@@ -35,6 +35,7 @@ from reconciler.health.core import (
     assess,
 )
 from reconciler.triggers import fire_times_between
+from tests.command_line import IN_PROCESS, WHOLE_PROCESS, Schedules
 
 NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -353,10 +354,8 @@ schedules:
 """
 
 
-def schedules_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, timeout=120, env=env
-    )
+def schedules_cli(run: Schedules, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run(*args, env=env)
 
 
 @pytest.fixture
@@ -365,34 +364,36 @@ def embedded_db(tmp_path: Path) -> str:
     directory.mkdir()
     (directory / "jobs.yaml").write_text(SCHEDULES_YAML)
     url = f"sqlite:///{tmp_path / 'schedules.db'}"
-    applied = schedules_cli("reconcile", str(directory), "--db", url)
+    applied = schedules_cli(IN_PROCESS, "reconcile", str(directory), "--db", url)  # set-up, not under test
     assert applied.returncode == 0, applied.stderr
     return url
 
 
-def test_embedded_sqlite_says_liveness_only_in_one_line(embedded_db: str, tmp_path: Path) -> None:
+def test_embedded_sqlite_says_liveness_only_in_one_line(
+    embedded_db: str, tmp_path: Path, command_line: Schedules
+) -> None:
     before = Path(embedded_db.removeprefix("sqlite:///")).read_bytes()
-    done = schedules_cli("health", str(tmp_path / "absent"), "--db", embedded_db, "--since", "1h")
+    done = schedules_cli(command_line, "health", str(tmp_path / "absent"), "--db", embedded_db, "--since", "1h")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert sum("No processes table" in line for line in lines) == 1
     assert any(line.startswith("every-minute ") and line.rstrip().endswith("ok") for line in lines)
     assert done.stderr == ""
-    as_json = schedules_cli("health", "--db", embedded_db, "--format", "json")
+    as_json = schedules_cli(command_line, "health", "--db", embedded_db, "--format", "json")
     data = json.loads(as_json.stdout)
     assert data["processes_available"] is False and data["schedules"][0]["started"] is None
     assert "no processes table" in as_json.stderr
     assert Path(embedded_db.removeprefix("sqlite:///")).read_bytes() == before  # read-only
 
 
-def test_bad_since_is_one_line_exit_1(embedded_db: str) -> None:
-    done = schedules_cli("health", "--db", embedded_db, "--since", "yesterday")
+def test_bad_since_is_one_line_exit_1(embedded_db: str, command_line: Schedules) -> None:
+    done = schedules_cli(command_line, "health", "--db", embedded_db, "--since", "yesterday")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().count("\n") == 0 and "--since 'yesterday'" in done.stderr
 
 
-def test_unreachable_database_is_one_line_exit_1() -> None:
-    done = schedules_cli("health", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
+def test_unreachable_database_is_one_line_exit_1(command_line: Schedules) -> None:
+    done = schedules_cli(command_line, "health", "--db", "postgresql://nobody:secret@127.0.0.1:1/none")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: database") and "secret" not in done.stderr
     assert done.stderr.strip().count("\n") == 0
@@ -440,12 +441,12 @@ def test_serve_metrics_over_http(embedded_db: str) -> None:
     assert out == "" and "serving /metrics" in err
 
 
-def test_serve_on_a_taken_port_is_one_line_exit_1(embedded_db: str) -> None:
+def test_serve_on_a_taken_port_is_one_line_exit_1(embedded_db: str, command_line: Schedules) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = schedules_cli("health", "--db", embedded_db, "--serve", f"127.0.0.1:{port}")
+        done = schedules_cli(command_line, "health", "--db", embedded_db, "--serve", f"127.0.0.1:{port}")
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith(f"error: --serve 127.0.0.1:{port}: ") and done.stderr.count("\n") == 1
 
@@ -472,7 +473,7 @@ def test_runner_metrics_count_starts_and_lateness(tmp_path: Path) -> None:
         "    trigger_kwargs: {seconds: 1}\n"
     )
     url = f"sqlite:///{tmp_path / 'schedules.db'}"
-    assert schedules_cli("reconcile", str(directory), "--db", url).returncode == 0
+    assert schedules_cli(WHOLE_PROCESS, "reconcile", str(directory), "--db", url).returncode == 0
     starts = tmp_path / "starts.jsonl"
     starter = Path(__file__).resolve().with_name("runner_starter.py")
     port = free_port()

@@ -23,6 +23,7 @@ from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import Outcome, ReconcileOptions, run
 from reconciler.jobstate import build_job_row, load_job_state
 from reconciler.plan import PlanSettings, schedule_id_for
+from tests.command_line import Schedules
 from tests.conftest import init_compatible
 
 REPO = Path(__file__).resolve().parent.parent
@@ -395,7 +396,7 @@ def test_killed_apply_leaves_previous_state(pg_url: str, tmp_path: Path) -> None
     assert jobs(pg_url) == before
 
 
-def test_readme_main_command_on_embedded_default(tmp_path: Path) -> None:
+def test_readme_main_command_on_embedded_default(tmp_path: Path, command_line: Schedules) -> None:
     # The embedded default is a place of the schedules directory, not of the current directory: the first
     # run from one directory and the second from another plan against the same file, named in full.
     project = tmp_path / "project"
@@ -405,14 +406,7 @@ def test_readme_main_command_on_embedded_default(tmp_path: Path) -> None:
     expected = project / "schedules.db"
 
     def schedules(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "reconciler", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        return command_line(*args, cwd=cwd, env=env)
 
     out = schedules(tmp_path, "reconcile", str(project / "schedules.d"))
     assert out.returncode == 0, out.stderr

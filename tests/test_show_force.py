@@ -31,6 +31,7 @@ from reconciler.apply import ApplySettings
 from reconciler.commands.reconcile import ReconcileOptions, run
 from reconciler.jobstate import build_job_row, load_job_state, repickle
 from reconciler.plan import PlanSettings, schedule_id_for
+from tests.command_line import WHOLE_PROCESS, Schedules
 from tests.test_reconcile import schedule as spec
 from tests.test_reconcile import write_schedules
 
@@ -39,11 +40,9 @@ STARTER = Path(__file__).resolve().with_name("runner_starter.py")
 TOKEN = "s3cret-token-for-tests"
 
 
-def schedules_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def schedules_cli(*args: str, run: Schedules = WHOLE_PROCESS) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "ORCHESTRATOR_URL", "ORCHESTRATOR_TOKEN")}
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=60
-    )
+    return run(*args, cwd=REPO, env=env)
 
 
 def command_starter(out: Path, *extra: str) -> str:
@@ -138,9 +137,11 @@ def snapshot(db_url: str) -> Any:
     return jobs, ledger, tables, raw
 
 
-def test_show_schedule_lists_every_kind_of_job(populated: Fixture) -> None:
+def test_show_schedule_lists_every_kind_of_job(populated: Fixture, command_line: Schedules) -> None:
     before = snapshot(populated.db_url)
-    done = schedules_cli("show-schedule", str(populated.directory), "--db", populated.db_url, "--format", "json")
+    done = schedules_cli(
+        "show-schedule", str(populated.directory), "--db", populated.db_url, "--format", "json", run=command_line
+    )
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
     by_id = {j["id"]: j for j in listed["jobs"]}
@@ -171,7 +172,7 @@ def test_show_schedule_lists_every_kind_of_job(populated: Fixture) -> None:
     )
     assert snapshot(populated.db_url) == before
 
-    text = schedules_cli("show-schedule", str(populated.directory), "--db", populated.db_url)
+    text = schedules_cli("show-schedule", str(populated.directory), "--db", populated.db_url, run=command_line)
     assert text.returncode == 0, text.stderr
     assert text.stdout.splitlines()[0] == f"Jobs in {populated.db_url}"
     header = text.stdout.splitlines()[2]  # not a terminal: the wide layout
@@ -181,7 +182,13 @@ def test_show_schedule_lists_every_kind_of_job(populated: Fixture) -> None:
 
     # without the files only the ledger's row hash is there: unchanged is "no", changed is "?"
     bare = schedules_cli(
-        "show-schedule", str(populated.directory / "absent"), "--db", populated.db_url, "--format", "json"
+        "show-schedule",
+        str(populated.directory / "absent"),
+        "--db",
+        populated.db_url,
+        "--format",
+        "json",
+        run=command_line,
     )
     assert bare.returncode == 0, bare.stderr
     bare_by_key = {j["key"]: j for j in json.loads(bare.stdout)["jobs"] if j["key"]}

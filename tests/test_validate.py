@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from reconciler.commands.validate import load_desired
+from tests.command_line import Schedules
 
 NOW = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
@@ -193,24 +193,22 @@ def test_defaults_fill_what_schedules_leave_out(tmp_path: Path) -> None:
     assert by_key["own"].user_inputs == [{}] and by_key["own"].coalesce is True
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+def run_cli(run: Schedules, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(*args, cwd=cwd)
 
 
-def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
-    ok = run_cli("validate", str(REPO / "schedules.d"), cwd=tmp_path)
+def test_cli_exit_codes_and_formats(tmp_path: Path, command_line: Schedules) -> None:
+    ok = run_cli(command_line, "validate", str(REPO / "schedules.d"), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "5 schedule(s) in 1 file(s): 0 error(s)" in ok.stdout
     write(tmp_path, "d/a.yaml", GOOD + "    colour: blue\n")
-    bad = run_cli("validate", "d", cwd=tmp_path)
+    bad = run_cli(command_line, "validate", "d", cwd=tmp_path)
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[0].startswith("d/a.yaml:6:5: error: unknown key 'colour'")
-    gh = run_cli("validate", "d", "--format", "github", cwd=tmp_path)
+    gh = run_cli(command_line, "validate", "d", "--format", "github", cwd=tmp_path)
     assert gh.returncode == 1
     assert gh.stdout.startswith("::error file=d/a.yaml,line=6,col=5::unknown key 'colour'")
-    js = run_cli("validate", "d", "--format", "json", cwd=tmp_path)
+    js = run_cli(command_line, "validate", "d", "--format", "json", cwd=tmp_path)
     assert json.loads(js.stdout)[0] == {
         "path": "d/a.yaml",
         "line": 6,
@@ -221,8 +219,8 @@ def test_cli_exit_codes_and_formats(tmp_path: Path) -> None:
     assert json.loads(js.stdout)[0]["message"].startswith("unknown key 'colour'")
 
 
-def test_missing_directory_is_one_clear_line(tmp_path: Path) -> None:
-    res = run_cli("validate", "nope", cwd=tmp_path)
+def test_missing_directory_is_one_clear_line(tmp_path: Path, command_line: Schedules) -> None:
+    res = run_cli(command_line, "validate", "nope", cwd=tmp_path)
     assert res.returncode == 1
     assert res.stdout.strip().splitlines()[0] == "nope:0:0: error: schedules directory does not exist"
     assert "Traceback" not in res.stderr
@@ -305,9 +303,9 @@ def test_overflowing_misfire_grace_time_is_a_located_error(tmp_path: Path) -> No
     assert only_error(tmp_path).startswith("a.yaml:6:25: error: "), problems_of(tmp_path)
 
 
-def test_cli_reports_an_overflow_with_its_place_and_exit_1(tmp_path: Path) -> None:
+def test_cli_reports_an_overflow_with_its_place_and_exit_1(tmp_path: Path, command_line: Schedules) -> None:
     write(tmp_path / "s", "a.yaml", GOOD.replace("{hours: 1}", "{seconds: " + "9" * 400 + "}"))
-    proc = run_cli("validate", "s", cwd=tmp_path)
+    proc = run_cli(command_line, "validate", "s", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "s/a.yaml:5:31: error: ok: seconds is too large" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "int too large" not in proc.stdout + proc.stderr
