@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from reconciler.workflow_commands import command, escape_data, escape_property, visible
+from tests.command_line import Schedules
 
 EVIL_FILE = "x\n::warning title=INJECTED::y.yaml"
 EVIL_WORKFLOW = "task_clean_up_tasks\n::warning title=INJECTED2::"
@@ -32,8 +32,8 @@ def _spec(**fields: object) -> str:
     return "schedules:\n  - " + json.dumps(spec) + "\n"
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, cwd=cwd)
+def _run(run: Schedules, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run(*args, cwd=cwd)
 
 
 def _injected(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -42,31 +42,31 @@ def _injected(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["warning", "error"])
-def test_validate_github_on_a_file_name_with_a_newline(tmp_path: Path, broken: bool) -> None:
+def test_validate_github_on_a_file_name_with_a_newline(tmp_path: Path, broken: bool, command_line: Schedules) -> None:
     d = tmp_path / "schedules.d"
     d.mkdir()
     text = _spec() + ("    colour: blue\n" if broken else "")
     (d / EVIL_FILE).write_text(text)
-    result = _run("validate", str(d), "--format", "github", cwd=tmp_path)
+    result = _run(command_line, "validate", str(d), "--format", "github", cwd=tmp_path)
     assert result.returncode == (1 if broken else 0), result.stderr
     assert "::" in result.stdout  # an annotation was printed...
     assert "%0A%3A%3Awarning title=INJECTED%3A%3Ay.yaml" in result.stdout  # ...with the file name escaped
     assert _injected(result) == []
 
 
-def test_validate_github_on_a_workflow_name_with_a_newline(tmp_path: Path) -> None:
+def test_validate_github_on_a_workflow_name_with_a_newline(tmp_path: Path, command_line: Schedules) -> None:
     d = tmp_path / "schedules.d"
     d.mkdir()
     (d / "a.yaml").write_text(_spec(workflow_name=EVIL_WORKFLOW))
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    _run("reconcile", "--dry-run", str(tmp_path / "empty"), "--db", db, "--allow-empty", cwd=tmp_path)
-    result = _run("validate", str(d), "--format", "github", "--db", db, cwd=tmp_path)
+    _run(command_line, "reconcile", "--dry-run", str(tmp_path / "empty"), "--db", db, "--allow-empty", cwd=tmp_path)
+    result = _run(command_line, "validate", str(d), "--format", "github", "--db", db, cwd=tmp_path)
     assert "INJECTED2" in result.stdout + result.stderr
     assert _injected(result) == []
 
 
 @pytest.mark.parametrize("where", ["file", "workflow"])
-def test_reconcile_dry_run_github_cannot_be_hijacked(tmp_path: Path, where: str) -> None:
+def test_reconcile_dry_run_github_cannot_be_hijacked(tmp_path: Path, where: str, command_line: Schedules) -> None:
     d = tmp_path / "schedules.d"
     d.mkdir()
     if where == "file":
@@ -74,7 +74,7 @@ def test_reconcile_dry_run_github_cannot_be_hijacked(tmp_path: Path, where: str)
     else:
         (d / "a.yaml").write_text(_spec(workflow_name=EVIL_WORKFLOW))
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    result = _run("reconcile", "--dry-run", str(d), "--db", db, "--format", "github", cwd=tmp_path)
+    result = _run(command_line, "reconcile", "--dry-run", str(d), "--db", db, "--format", "github", cwd=tmp_path)
     assert "INJECTED" in result.stdout + result.stderr, result
     assert _injected(result) == []
 

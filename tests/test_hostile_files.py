@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.commands.validate import load_desired
+from tests.command_line import Schedules
 from tests.conftest import init_compatible
 from tests.test_reconcile import jobs, reconcile, schedule, write_schedules
 
@@ -180,16 +181,12 @@ def test_non_yaml_entries_stay_ignored(tmp_path: Path) -> None:
     assert loaded.ok, loaded.problems
 
 
-def test_cli_flag_follows_outside_symlinks(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
+def test_cli_flag_follows_outside_symlinks(tmp_path: Path, command_line: Schedules) -> None:
     d = tmp_path / "schedules.d"
     _two_teams(d)
     _outside_symlink(d)
-    base = [sys.executable, "-m", "reconciler", "validate", str(d)]
-    refused = subprocess.run(base, capture_output=True, text=True, cwd=tmp_path)
+    refused = command_line("validate", str(d), cwd=tmp_path)
     assert refused.returncode == 1
     assert "team-a.yaml:1:1: error: symlink to" in refused.stdout
-    followed = subprocess.run([*base, "--follow-symlinks-outside"], capture_output=True, text=True, cwd=tmp_path)
+    followed = command_line("validate", str(d), "--follow-symlinks-outside", cwd=tmp_path)
     assert followed.returncode == 0, followed.stdout + followed.stderr

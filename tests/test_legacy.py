@@ -20,8 +20,6 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 import types
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -42,6 +40,7 @@ from reconciler import legacy, triggers, yaml_writer
 from reconciler.commands import load_initial, validate
 from reconciler.initial import CORE_INITIAL_SCHEDULES
 from reconciler.spec import KEY_PATTERN, ScheduleFile
+from tests.command_line import Schedules
 from tests.orchestrator_env import LATEST, Orchestrator, orchestrator_venv
 
 CORPUS = Path(__file__).parent / "legacy_corpus"
@@ -495,12 +494,13 @@ def test_modeline_points_at_the_schema_when_one_is_found_upward(tmp_path: Path) 
     assert yaml_writer.schema_reference(tmp_path / "schedules.d") == "../schema/schedules.schema.json"
 
 
-def test_modeline_without_a_schema_points_where_schedules_schema_writes_it(tmp_path: Path) -> None:
+def test_modeline_without_a_schema_points_where_schedules_schema_writes_it(
+    tmp_path: Path, command_line: Schedules
+) -> None:
     run(tmp_path)
     first = (tmp_path / "out" / "core.yaml").read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=../schema/schedules.schema.json"
-    command = [sys.executable, "-m", "reconciler", "schema", "--write", "schema"]
-    written = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    written = command_line("schema", "--write", "schema", cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     assert (tmp_path / "out" / "../schema/schedules.schema.json").resolve().is_file()  # the modeline now resolves
 
@@ -762,8 +762,8 @@ def test_report_lines_have_levels_for_the_cli(tmp_path: Path) -> None:
         assert levels[line.level](line.text), line
 
 
-def test_schema_command_writes_the_committed_schema(tmp_path: Path) -> None:
+def test_schema_command_writes_the_committed_schema(command_line: Schedules) -> None:
     from reconciler.schema import SCHEMA_PATH
 
-    done = subprocess.run([sys.executable, "-m", "reconciler", "schema"], capture_output=True, text=True)
+    done = command_line("schema")
     assert done.returncode == 0 and json.loads(done.stdout) == json.loads(SCHEMA_PATH.read_text())

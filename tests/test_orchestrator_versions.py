@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy import create_engine, text
 from reconciler import orchestrator_versions, reads
 from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, load_job_state
 from reconciler.orchestrator_versions import Generation, Marker, OrchestratorVersionError, decide, parse_version
+from tests.command_line import WHOLE_PROCESS, Schedules
 from tests.conftest import create_scratch_pg, drop_scratch_pg, init_compatible
 from tests.orchestrator_env import VERSIONS, Orchestrator, migrated_database, orchestrator_venv
 
@@ -29,17 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 HEADS = {"4.7.2": "9736496e3eba", "4.8.2": "d69e10434a04", "5.0.5": "fbc16e410bc6", "5.5.0": "fbc16e410bc6"}
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m reconciler ARGS` in the project's own venv."""
+def cli(
+    *args: str, env: dict[str, str] | None = None, run: Schedules = WHOLE_PROCESS
+) -> subprocess.CompletedProcess[str]:
+    """`schedules ARGS` with the project's own python, as a whole process unless `run` says otherwise."""
     base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URI", "CACHE_URI", "ORCHESTRATOR_VERSION"}}
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=base | (env or {}),
-    )
+    return run(*args, cwd=REPO, env=base | (env or {}))
 
 
 def snapshot(url: str) -> dict[str, Any]:
@@ -282,11 +277,11 @@ def test_below_4_7_is_refused_as_schedules_in_code(tmp_path: Path) -> None:
         drop_scratch_pg(url)
 
 
-def test_the_embedded_default_counts_as_5x(tmp_path: Path) -> None:
+def test_the_embedded_default_counts_as_5x(tmp_path: Path, command_line: Schedules) -> None:
     directory = write_dir(tmp_path / "schedules.d", [HOURLY])
     db = f"sqlite:///{tmp_path / 'schedules.db'}"
-    assert cli("reconcile", str(directory), "--db", db).returncode == 0
-    shown = cli("show-schedule", str(directory), "--db", db)
+    assert cli("reconcile", str(directory), "--db", db, run=command_line).returncode == 0
+    shown = cli("show-schedule", str(directory), "--db", db, run=command_line)
     assert "Database: orchestrator-core 5.x (embedded default)." in shown.stdout
     engine = create_engine(db)
     with engine.connect() as conn:
