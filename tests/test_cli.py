@@ -67,7 +67,10 @@ def test_database_error_is_one_line_without_password(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
+    # The inner loop's whole-process check of the exit code and of stdout/stderr: the error is one line on
+    # stderr, and stdout (the requested output) has nothing.
     assert out.returncode == 1
+    assert out.stdout == ""
     assert "hunter2" not in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr

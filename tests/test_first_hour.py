@@ -21,7 +21,7 @@ import pytest
 from reconciler import store
 from reconciler.render import fit
 from reconciler.timetext import human_iso, human_time
-from tests.command_line import WHOLE_PROCESS, Schedules
+from tests.command_line import IN_PROCESS, WHOLE_PROCESS, Schedules
 
 SCHEDULE = "  - {{key: {key}, workflow_name: task_clean_up_tasks, trigger: cron, trigger_kwargs: {{hour: 1}}}}\n"
 
@@ -61,6 +61,8 @@ def job_count(db_file: Path) -> int:
         engine.dispose()
 
 
+# The one test of the inner loop on a real terminal (a pty): whole processes, not slow.
+@pytest.mark.parametrize("command_line", [IN_PROCESS, WHOLE_PROCESS], ids=["in-process", "process"])
 def test_apply_that_deletes_asks_first_and_only_yes_proceeds(tmp_path: Path, command_line: Schedules) -> None:
     directory = tmp_path / "schedules.d"
     db_file = tmp_path / "schedules.db"

@@ -34,19 +34,38 @@ def names_in(url: str) -> dict[str, str]:
     return dict(sorted(found.items(), key=lambda item: item[1]))
 
 
+SLOW = pytest.mark.slow
 V1 = {"a": "A", "b": "B", "c": "C"}
 V2 = {"a": "A2", "b": "B2", "c": "C2", "d": "D"}  # 4 changes: three updates, one create
 
 
-@pytest.mark.slow
+# Each case is a whole process sent a real signal; the inner loop keeps one (Ctrl-C before the commit).
 @pytest.mark.parametrize(
     ("point", "signum", "code", "line", "applied"),
     [
-        ("planned", signal.SIGINT, 130, "interrupted before commit: nothing was applied", False),
+        pytest.param(
+            "planned", signal.SIGINT, 130, "interrupted before commit: nothing was applied", False, marks=SLOW
+        ),
         ("written", signal.SIGINT, 130, "interrupted before commit: nothing was applied", False),
-        ("written", signal.SIGTERM, 143, "interrupted before commit: nothing was applied", False),
-        ("committed", signal.SIGINT, 130, "interrupted after commit: 4 changes applied; verification skipped", True),
-        ("committed", signal.SIGTERM, 143, "interrupted after commit: 4 changes applied; verification skipped", True),
+        pytest.param(
+            "written", signal.SIGTERM, 143, "interrupted before commit: nothing was applied", False, marks=SLOW
+        ),
+        pytest.param(
+            "committed",
+            signal.SIGINT,
+            130,
+            "interrupted after commit: 4 changes applied; verification skipped",
+            True,
+            marks=SLOW,
+        ),
+        pytest.param(
+            "committed",
+            signal.SIGTERM,
+            143,
+            "interrupted after commit: 4 changes applied; verification skipped",
+            True,
+            marks=SLOW,
+        ),
     ],
 )
 def test_an_interrupted_apply_says_what_the_database_holds(
