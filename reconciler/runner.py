@@ -349,14 +349,28 @@ def _shutdown(scheduler: RunnerScheduler) -> None:
         scheduler.shutdown(wait=True)
 
 
+def _log_aside(level: str, event: str, **fields: Any) -> threading.Thread:
+    """Log `event` from another thread.
+
+    A signal handler runs inside whatever the main thread was doing, perhaps writing a log line under the
+    logger's lock; logging from the handler itself then waits for that lock forever (a SIGTERM right after
+    `runner starting` hung the runner). Another thread waits only until the main thread's line is written.
+    """
+    thread = threading.Thread(target=getattr(log, level), args=(event,), kwargs=fields, daemon=True)
+    thread.start()
+    return thread
+
+
 def _install_signals(runner: Runner) -> None:
     def graceful(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if runner.stop_requested.is_set():
-            # A second signal: the operator does not want to wait for starts under way.
-            log.warning("second signal: exiting now", signal=signal.Signals(signum).name)
+            # A second signal: the operator does not want to wait for starts under way. The line is
+            # written unless the main thread was inside a log write when the signal came.
+            _log_aside("warning", "second signal: exiting now", signal=name).join(1.0)
             os._exit(1)
-        log.info("stop requested", signal=signal.Signals(signum).name)
         runner.request_stop()
+        _log_aside("info", "stop requested", signal=name)
 
     signal.signal(signal.SIGTERM, graceful)
     signal.signal(signal.SIGINT, graceful)
