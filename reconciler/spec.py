@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -141,6 +142,27 @@ class DesiredSchedule:
     source: SourceLocation | None = None
     replaces_job_id: str | None = None  # a legacy decorator's row this schedule takes over
     replaces_decorator: str | None = None  # that decorator's path:line
+
+    @cached_property
+    def row_parts_repr(self) -> str:
+        """repr() of the fields the job row is built from, comma-joined as inside a tuple's repr.
+
+        The plan's spec digest is asked twice per schedule (by the read edge and by the planner); the repr of
+        the trigger's and inputs' dicts is most of its cost, so it is made once. Not a field: a copy made with
+        `dataclasses.replace` starts without it.
+        """
+        parts = (
+            self.workflow_name,
+            self.trigger,
+            self.trigger_kwargs,
+            self.timezone,
+            self.user_inputs,
+            self.enabled,
+            self.misfire_grace_time,
+            self.coalesce,
+            self.max_instances,
+        )
+        return ", ".join(map(repr, parts))
 
 
 def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLocation) -> DesiredSchedule:
