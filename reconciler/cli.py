@@ -8,8 +8,6 @@ Mountable in an orchestrator-core project's `main.py`::
 Heavy modules (SQLAlchemy, APScheduler) are imported inside the commands, so `--help` stays fast.
 """
 
-from __future__ import annotations
-
 import gc
 import os
 import sys

@@ -9,23 +9,29 @@ so the host application's logging is as it was.
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when a command runs, not for `--help` (which logs nothing)
+    import logging
 
 QUIETED_LIBRARIES = ("git", "alembic", "sqlalchemy", "apscheduler", "psycopg", "redis", "urllib3", "httpx", "httpcore")
 """Loggers held at WARNING during a command unless verbose: their INFO/DEBUG lines are not for our users."""
 
 
 def _all_loggers() -> list[logging.Logger]:
+    import logging
+
     loggers = [logging.getLogger()]
     loggers.extend(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger))
     return loggers
 
 
 def _writes_to_stdout(handler: logging.Handler) -> bool:
+    import logging
+
     stream: Any = getattr(handler, "stream", None)
     return isinstance(handler, logging.StreamHandler) and stream is not None and stream in (sys.stdout, sys.__stdout__)
 
@@ -33,6 +39,8 @@ def _writes_to_stdout(handler: logging.Handler) -> bool:
 @contextmanager
 def diagnostics_to_stderr(*, verbose: bool = False) -> Iterator[None]:
     """Within the block: log handlers on stdout write to stderr; libraries log WARNING and up (unless verbose)."""
+    import logging
+
     moved: list[tuple[logging.StreamHandler[Any], Any]] = []
     for logger in _all_loggers():
         for handler in logger.handlers:
