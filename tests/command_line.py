@@ -29,7 +29,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from click.testing import CliRunner
+from typer.testing import CliRunner  # click itself is vendored by Typer, not installed
 
 Result = subprocess.CompletedProcess[str]
 
