@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 
 from reconciler import triggers
-from reconciler.jobstate import utc_timestamp
-from reconciler.plan import Action, LedgerRecord, PlanSettings, compute_plan, schedule_id_for
-from reconciler.spec import SourceLocation
-from reconciler.state import LiveJob
+from reconciler.apply import ApplySettings, Provenance, _collect
+from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, build_job_row, utc_timestamp
+from reconciler.plan import FORMAT_UPGRADE, Action, LedgerRecord, PlanSettings, compute_plan, schedule_id_for
+from reconciler.spec import DesiredSchedule, SourceLocation
+from reconciler.state import LiveJob, LiveState
 from tests.memory_db import (
     EMPTY,
     NOW,
@@ -25,7 +26,9 @@ from tests.memory_db import (
     apply_plan,
     as_edge_reads,
     desired,
+    execute,
     foreign_row,
+    job,
     ledger_of,
     reconcile,
     rewrite,
@@ -675,3 +678,97 @@ def test_a_missing_workflow_suggests_three_names_at_most() -> None:
     names = [replace(TASK_A, workflow_id=f"00000000-0000-0000-0000-00000000010{i}", name=f"task_{i}") for i in range(5)]
     plan = compute_plan([desired("a", workflow_name="task_")], replace(EMPTY, workflows=tuple(names)), SETTINGS, NOW)
     assert plan.errors[0].count("'task_") == 4  # the name itself and three suggestions
+
+
+# --- rows in orchestrator-core 4.x's format ------------------------------------------------------------
+
+SETTINGS_4 = PlanSettings(generation=4, func=ORCHESTRATOR_4_FUNC)
+DRIFT = "changed outside reconciler (drift); apply restores the declared state"
+
+
+def written_for_4x(schedules: list[DesiredSchedule]) -> LiveState:
+    """What an apply for a 4.x database wrote: 4.x's func, no user_inputs."""
+    plan = compute_plan(schedules, EMPTY, SETTINGS_4, NOW)
+    return execute(EMPTY, _collect(plan, EMPTY, SETTINGS_4, ApplySettings(provenance=Provenance("c4", "a")), NOW))
+
+
+def test_a_4x_row_planned_for_5x_is_a_labelled_format_upgrade_keeping_its_next_run() -> None:
+    live = written_for_4x([desired("a")])
+    state = live.jobs[0].state
+    assert state is not None and state["func"] == ORCHESTRATOR_4_FUNC and "user_inputs" not in state["kwargs"]
+    plan = plan_of([desired("a")], live)
+    change = only(plan)
+    assert [(f.name, f.before, f.after) for f in change.fields] == [
+        ("user_inputs", None, [{}]),
+        ("func", ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC),
+    ]
+    assert (change.action, change.drift, change.write_row, change.reschedule) == (Action.UPDATE, False, True, False)
+    assert change.warnings == (FORMAT_UPGRADE,)
+    (row,) = apply_plan(plan, live).jobs
+    assert row.state is not None and row.state["func"] == ORCHESTRATOR_FUNC
+    assert row.state["kwargs"]["user_inputs"] == [{}] and row.next_run_time == live.jobs[0].next_run_time
+
+
+@pytest.mark.parametrize(
+    "old_format",
+    [{"func": ORCHESTRATOR_4_FUNC}, {"kwargs": {"workflow_name": "task_a"}}],
+    ids=["func only", "user_inputs only"],
+)
+def test_either_half_of_the_4x_format_alone_is_an_upgrade_not_drift(old_format: dict[str, object]) -> None:
+    # Same spec as the ledger recorded, so any other difference would be drift.
+    change = only(plan_of([desired("a")], rewrite(reconcile([desired("a")]), A_ID, **old_format)))
+    assert (change.action, change.drift, change.warnings) == (Action.UPDATE, False, (FORMAT_UPGRADE,))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"func": ORCHESTRATOR_4_FUNC, "name": "by hand"},  # 4.x's format and a change
+        {"func": ORCHESTRATOR_4_FUNC, "executor": "threads"},  # ... compared after the func
+        {"kwargs": {"workflow_name": "task_a"}, "misfire_grace_time": 30},  # ... after the inputs
+        {"func": "other.module:run"},  # not 4.x's func
+        {"kwargs": {"workflow_name": "task_a", "user_inputs": [{"x": 1}]}},  # other inputs, not none
+    ],
+    ids=["format and name", "format and executor", "format and grace", "another func", "other inputs"],
+)
+def test_anything_beyond_the_4x_format_is_drift(changed: dict[str, object]) -> None:
+    change = only(plan_of([desired("a")], rewrite(reconcile([desired("a")]), A_ID, **changed)))
+    assert (change.action, change.drift, change.warnings) == (Action.UPDATE, True, (DRIFT,))
+
+
+def test_only_a_plan_for_5x_upgrades_the_format() -> None:
+    live = written_for_4x([desired("a")])
+    forced = PlanSettings(generation=4, func=ORCHESTRATOR_FUNC)  # 4.x, with 5.x's func forced
+    change = only(compute_plan([desired("a")], live, forced, NOW))
+    assert [f.name for f in change.fields] == ["func"] and FORMAT_UPGRADE not in change.warnings
+    assert not compute_plan([desired("a")], live, SETTINGS_4, NOW).has_changes
+
+
+def test_a_link_changed_behind_our_back_is_drift_not_a_format_upgrade() -> None:
+    change = only(plan_of([desired("a")], with_links(reconcile([desired("a")]), A_ID, [])))
+    assert change.warnings == (DRIFT,)
+
+
+def test_a_foreign_rows_inputs_may_hold_any_readable_value_in_any_key_order() -> None:
+    # An API-made row's user_inputs are whatever its author pickled: a datetime plans (it is listed, not a
+    # crash), and the same inputs in another key order are the same row to a saved plan's fingerprint.
+    def api_row(inputs: dict[str, object]) -> LiveJob:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        row = build_job_row(
+            job_id="api-job",
+            trigger=IntervalTrigger(hours=2, timezone="UTC", start_date=NOW),
+            workflow_name="task_b",
+            user_inputs=[inputs],
+            name="Made elsewhere",
+            next_run_time=NOW,
+        )
+        return job(row, [TASK_B.workflow_id])
+
+    when = NOW + timedelta(days=1)
+    one = compute_plan([], replace(EMPTY, jobs=(api_row({"when": when, "a": 1, "b": 2}),)), SETTINGS, NOW)
+    other = compute_plan([], replace(EMPTY, jobs=(api_row({"b": 2, "a": 1, "when": when}),)), SETTINGS, NOW)
+    assert [(u.id, u.source) for u in one.unmanaged] == [("api-job", "api")]
+    assert one.fingerprint == other.fingerprint
+    changed = compute_plan([], replace(EMPTY, jobs=(api_row({"b": 3, "a": 1, "when": when}),)), SETTINGS, NOW)
+    assert changed.fingerprint != one.fingerprint
