@@ -80,7 +80,7 @@ def _checked_combining(base: type[AndTrigger] | type[OrTrigger]) -> type:
         __slots__ = ()  # same layout as the base, so __class__ can be switched back
 
         def __setstate__(self, state: dict[str, Any]) -> None:
-            for entry in state.get("triggers", []):
+            for entry in state["triggers"]:  # a state without them fails here as in the base class
                 ref = entry[0] if isinstance(entry, tuple | list) and entry else None
                 if ref not in _ALLOWED_SUBTRIGGER_REFS:
                     raise pickle.UnpicklingError(f"sub-trigger class {ref!r} is not allowed")

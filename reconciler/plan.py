@@ -346,7 +346,7 @@ def _same_entry(a: LedgerEntry, b: LedgerEntry) -> bool:
 def source_parts(source: str) -> tuple[str, str]:
     """(repository, directory) of a source name `<repository>:<directory>` (a `--source` name: (name, ""))."""
     repository, sep, directory = source.rpartition(":")
-    return (repository, directory) if sep and "/" not in directory[:1] else (source, "")
+    return (repository, directory) if sep and not directory.startswith("/") else (source, "")
 
 
 FORMAT_UPGRADE = (

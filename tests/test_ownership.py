@@ -229,6 +229,8 @@ def plan_as(live: LiveState, keys: Sequence[str], source: str | None = OURS, **s
     [
         ("github.com/org/ops:schedules.d", ("github.com/org/ops", "schedules.d")),
         ("github.com/org/ops:deploy/schedules", ("github.com/org/ops", "deploy/schedules")),
+        ("github.com/org/ops:k/schedules", ("github.com/org/ops", "k/schedules")),
+        ("git.example.com:2222/org/ops:schedules.d", ("git.example.com:2222/org/ops", "schedules.d")),  # a port
         ("ops-team", ("ops-team", "")),
         ("/srv/checkout:/srv/checkout/schedules", ("/srv/checkout:/srv/checkout/schedules", "")),
     ],

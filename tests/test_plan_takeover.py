@@ -164,6 +164,8 @@ def test_user_inputs_on_a_4x_database_are_an_error_naming_the_schedule() -> None
     )
     for no_input in ([{}], [], [{}, {}]):
         assert compute_plan([desired("a", user_inputs=no_input)], EMPTY, settings, NOW).errors == ()
+    (unplaced,) = compute_plan([replace(with_inputs, source=None)], EMPTY, settings, NOW).errors
+    assert unplaced.startswith('a: user_inputs [{"x": 1}] cannot reach the workflow: ')  # no file to name
     assert compute_plan([with_inputs], EMPTY, SETTINGS, NOW).errors == ()  # 5.x passes them on
 
 
