@@ -3,7 +3,7 @@
 
     nice -n 15 python -m bench.mutation --max-children 1   # fresh run (about 40 min on one core), then the score
     python -m bench.mutation --report                      # only the score of the last run
-    python -m bench.mutation --rerun                       # run the survivors again (after adding tests)
+    python -m bench.mutation --rerun                       # what changed, then the survivors again (new tests)
     python -m bench.mutation --report --diffs              # and write each survivor's diff
 
 Slow by nature, so never part of CI. mutmut (the `mutation` extra) copies the code into mutants/, runs
@@ -43,11 +43,12 @@ def _mutmut(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def run(children: int, examples: int, names: list[str] | None = None) -> None:
-    """A fresh run of every mutant, or (`names`) a run of just those against the current tests."""
+    """A fresh run of every mutant; with `names`, an incremental run: the mutants of functions changed since
+    the last run, or (names given) just those, against the current tests."""
     if names is None:
         shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     env = {**os.environ, "RECONCILER_PROPERTY_EXAMPLES": str(examples)}
-    what = "every mutant" if names is None else f"{len(names)} mutants again"
+    what = "every mutant" if names is None else f"{len(names)} mutants again" if names else "what changed"
     print(f"mutmut run --max-children {children}: {what} (property tests at {examples} examples) ...", file=sys.stderr)
     _mutmut("run", "--max-children", str(children), *(names or []), env=env)
 
@@ -137,6 +138,9 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=40, help="hypothesis examples per property test run")
     args = parser.parse_args()
     if args.rerun:
+        # First what changed since (mutmut runs the mutants of changed functions and collects new tests),
+        # then every survivor against all the tests that now reach it.
+        run(args.max_children, args.examples, [])
         left = survivors(statuses(), read_equivalents())
         if left:
             run(args.max_children, args.examples, left)
