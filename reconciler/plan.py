@@ -630,24 +630,6 @@ class _Planner:
 
         owned_by = entry or renamed_from
         entry_source = owned_by.source if owned_by else None
-        # Fast path: the row is byte for byte what we last wrote from this spec, linked exactly to its
-        # workflow (the very test the edge made to skip decoding it): nothing to compare.
-        expected = expected_row(desired, entry, workflow, digest)
-        if live is not None and expected is not None and expected.matches(live.row_hash, live.workflow_ids):
-            self.identities[live.id] = digest
-            return Change(
-                desired.key,
-                Action.NOOP,
-                schedule_id,
-                warnings=tuple(warnings),
-                desired=desired,
-                source=source,
-                name=name,
-                spec_hash=digest,
-                owner=entry_source,
-                new_owner=self.settings.source,
-            )
-
         base = Change(
             key=desired.key,
             action=action,
@@ -660,6 +642,14 @@ class _Planner:
             owner=entry_source,
             new_owner=self.settings.source,
         )
+        # Fast path: the row is byte for byte what we last wrote from this spec, linked exactly to its
+        # workflow (the very test the edge made to skip decoding it): nothing to compare. An expected row
+        # implies a ledger entry, so the action is NOOP and there is no previous key.
+        expected = expected_row(desired, entry, workflow, digest)
+        if live is not None and expected is not None and expected.matches(live.row_hash, live.workflow_ids):
+            self.identities[live.id] = digest
+            return _evolve(base, warnings=tuple(warnings))
+
         fields: list[FieldChange] = []
         if previous_key:
             fields.append(FieldChange("key", previous_key, desired.key))
