@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,16 +67,25 @@ def job_ids(db: str) -> set[str]:
     return ids
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Repo:
-    """A repository with schedules.d/a.yaml (alpha) and schedules.d/b.yaml (beta), committed by Jane."""
-    r = make_repo(tmp_path / "repo")
-    d = tmp_path / "repo" / "schedules.d"
+@pytest.fixture(scope="session")
+def repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per run (three git processes); each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "repo"
+    r = make_repo(path)
+    d = path / "schedules.d"
     write_schedules(d, schedule("alpha"), name="a.yaml")
     write_schedules(d, schedule("beta", trigger="cron", trigger_kwargs={"hour": 3}), name="b.yaml")
-    (tmp_path / "repo" / "README.md").write_text("schedules\n")
+    (path / "README.md").write_text("schedules\n")
     commit_all(r, "first schedules")
-    return r
+    r.close()
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path, repo_template: Path) -> Repo:
+    """A repository with schedules.d/a.yaml (alpha) and schedules.d/b.yaml (beta), committed by Jane."""
+    shutil.copytree(repo_template, tmp_path / "repo", symlinks=True)
+    return Repo(tmp_path / "repo")
 
 
 def schedules_dir(repo: Repo) -> Path:

@@ -196,6 +196,7 @@ def test_scheduler_thread_survives_a_store_that_raises(db_url: str, engine: Engi
         assert runner.stop() == 0
 
 
+@pytest.mark.slow  # a runner thread on the real clock (APScheduler takes no injected one)
 def test_row_changed_by_another_process_mid_processing_keeps_its_content(db_url: str, engine: Engine) -> None:
     """reconcile changes user_inputs (next_run_time kept) while the runner handles that very run: the
     runner must neither overwrite the change nor run the same scheduled time twice."""
@@ -237,6 +238,7 @@ def test_row_changed_by_another_process_mid_processing_keeps_its_content(db_url:
     assert starter.of("victim")[0].user_inputs == [{"v": 1}]  # the raced run itself started as read
 
 
+@pytest.mark.slow  # a runner thread on the real clock (APScheduler takes no injected one)
 def test_unrestorable_rows_are_never_deleted_and_do_not_spin(db_url: str, engine: Engine) -> None:
     past = time.time() - 60
     with store.write_transaction(engine) as conn:
