@@ -27,12 +27,13 @@ from reconciler import deadline
 from reconciler.database_url import TARGET_ATTRIBUTE, absolute_db_url, label_error, redact_url
 from reconciler.exit_codes import CommandError
 from reconciler.jobstate import UnreadableJobState, load_job_state, state_digest
-from reconciler.plan import Plan, PlanSettings, compute_plan, expected_rows
-from reconciler.spec import DesiredSchedule
 from reconciler.state import ExpectedRow, LedgerEntry, LiveJob, LiveState, Workflow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from reconciler.plan import Plan, PlanSettings
+    from reconciler.spec import DesiredSchedule
 
 LEDGER_TABLE = "reconciler_ledger"
 SCHEDULE_TABLES = frozenset({"workflows", "apscheduler_jobs", "workflows_apscheduler_jobs"})
@@ -422,6 +423,8 @@ def read_and_plan(
 ) -> tuple[LiveState, Plan]:
     """Read the live state and plan it. Rows still as our ledger recorded them for an unchanged spec are
     read as digests only (the planner's own `expected_rows` names them); every other row arrives decoded."""
+    from reconciler.plan import compute_plan, expected_rows  # the planner: only a plan needs it, not `health`
+
     live = read_live_state(reader, expect=lambda ledger, workflows: expected_rows(desired, ledger, workflows, settings))
     return live, compute_plan(desired, live, settings, now)
 
@@ -432,6 +435,8 @@ def dry_run_plan(reader: Reader, desired: Sequence[DesiredSchedule], settings: P
     An embedded SQLite database without tables yet is planned as the apply will find it: with core's tasks.
     """
     if not reader.postgres and not table_names(reader) >= SCHEDULE_TABLES:
+        from reconciler.plan import compute_plan
+
         live = replace(read_live_state(reader), workflows=embedded_workflows())
         return compute_plan(desired, live, settings, now)
     return read_and_plan(reader, desired, settings, now)[1]

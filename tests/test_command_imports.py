@@ -33,10 +33,10 @@ main()
 """
 
 
-def loaded_by(*args: str, cwd: Path) -> tuple[int, list[str]]:
+def loaded_by(*args: str, cwd: Path, watched: tuple[str, ...] = WATCHED) -> tuple[int, list[str]]:
     """Run `schedules ARGS` in a process of its own; its exit code and which watched modules it imported."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "CACHE_URI")}
-    code = PROBE.replace("WATCHED", repr(WATCHED))
+    code = PROBE.replace("WATCHED", repr(watched))
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True)
     return done.returncode, json.loads(done.stderr.strip().splitlines()[-1])
 
@@ -71,10 +71,12 @@ def test_a_postgres_dry_run_reads_through_psycopg_alone(pg_url: str, tmp_path: P
 
 @pytest.mark.postgres
 def test_health_reads_postgres_through_psycopg_alone(pg_url: str, tmp_path: Path) -> None:
-    """`health` opens a bare read-only connection, as a dry run does: SQLAlchemy's import and engine were a
-    fifth of a 10,000-schedule report. A URL with query options still reads, through SQLAlchemy's engine."""
+    """`health` opens a bare read-only connection, as a dry run does, and judges triggers without the file
+    format's pydantic models or the planner: those imports were a quarter of a 10,000-schedule report.
+    A URL with query options still reads, through SQLAlchemy's engine."""
     init_compatible(pg_url).dispose()
-    code, plain = loaded_by("health", "--db", pg_url, cwd=tmp_path)
-    assert code == 0 and "sqlalchemy" not in plain and "psycopg" in plain
+    watched = (*WATCHED, "reconciler.spec", "reconciler.plan")
+    code, plain = loaded_by("health", "--db", pg_url, cwd=tmp_path, watched=watched)
+    assert code == 0 and plain == ["psycopg", "reconciler.jobstate"]
     code, with_options = loaded_by("health", "--db", f"{pg_url}?connect_timeout=5", cwd=tmp_path)
     assert code == 0 and "sqlalchemy" in with_options

@@ -849,3 +849,13 @@ class TestSpecFromTrigger:
         name, kwargs, zone = spec_from_trigger(fixed)
         assert zone == "Etc/GMT-2"
         assert canonical_form(build_trigger(name, kwargs, zone)) == canonical_form(fixed)
+
+
+def test_the_trigger_names_built_are_the_ones_the_file_format_accepts() -> None:
+    """building keeps its own table (so judging triggers loads no pydantic model); it must name the same ones."""
+    from reconciler.spec import TRIGGER_NAMES
+    from reconciler.triggers.building import _ALLOWED
+
+    assert tuple(_ALLOWED) == TRIGGER_NAMES
+    with pytest.raises(TriggerError, match="use one of interval, cron, date, calendarinterval, and, or"):
+        build_trigger("weekly", {}, "UTC")
