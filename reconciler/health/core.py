@@ -42,6 +42,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -298,19 +299,21 @@ def _attribute(fires: list[_Fire], runs: Iterable[ProcessRun], early: timedelta,
 
     A start so early in the window that it may belong to a fire before ``since`` is not called unexplained.
     """
-    fires.sort(key=lambda f: f.at)
+    fires.sort(key=attrgetter("at"))
     instants = [f.at for f in fires]
     longest = max((f.reach for f in fires), default=timedelta(0))
     unexplained = 0
-    for run in sorted(runs, key=lambda r: r.started_at):
+    for run in sorted(runs, key=attrgetter("started_at")):
         at = _utc(run.started_at)
         low = bisect.bisect_left(instants, at - longest)
         high = bisect.bisect_right(instants, at + early)
-        reachable = [f for f in fires[low:high] if f.at - early <= at <= f.at + f.reach]
-        free = [f for f in reachable if f.run is None]
+        free = [f for f in fires[low:high] if f.run is None and f.at - early <= at <= f.at + f.reach]
         if not free:
             if at - longest >= since:
                 unexplained += 1
+            continue
+        if len(free) == 1:  # the common case: one fire within reach
+            free[0].run = run
             continue
         chosen = min(free, key=lambda f: (abs(at - f.at), f.at))
         chosen.run = run
@@ -320,20 +323,14 @@ def _attribute(fires: list[_Fire], runs: Iterable[ProcessRun], early: timedelta,
     return unexplained
 
 
-def _mark_coalesced(fires: list[_Fire], inputs: Sequence[ScheduleInput]) -> None:
-    """Fires still within reach of a start that went to a later fire of the same coalescing job."""
-    by_schedule: dict[int, list[_Fire]] = defaultdict(list)
-    for fire in fires:
-        by_schedule[fire.schedule].append(fire)
-    for index, own in by_schedule.items():
-        if not inputs[index].coalesce:
-            continue
-        reached_by: datetime | None = None  # the start of the next started fire, walking backwards
-        for fire in reversed(own):
-            if fire.run is not None:
-                reached_by = _utc(fire.run.started_at)
-            elif reached_by is not None and reached_by - fire.at <= fire.reach:
-                fire.coalesced = True
+def _mark_coalesced(own: list[_Fire]) -> None:
+    """Fires of one coalescing job (oldest first) still within reach of a start that went to a later fire."""
+    reached_by: datetime | None = None  # the start of the next started fire, walking backwards
+    for fire in reversed(own):
+        if fire.run is not None:
+            reached_by = _utc(fire.run.started_at)
+        elif reached_by is not None and reached_by - fire.at <= fire.reach:
+            fire.coalesced = True
 
 
 # ---------------------------------------------------------------------------------------------- verdict
@@ -358,6 +355,9 @@ def assess(
     """The verdict for every schedule over ``[since, now]``."""
     now, since = _utc(now), _utc(since)
     window = now - since
+    # Each schedule's fires, oldest first (fire_times_between lists them strictly increasing), shared by
+    # reference with its workflow's list, in which attribution looks for the nearest fire.
+    fires_by_schedule: list[list[_Fire]] = []
     fires_by_workflow: dict[str | None, list[_Fire]] = defaultdict(list)
     truncated: set[int] = set()
     cache: FireCache = {}
@@ -366,7 +366,9 @@ def assess(
         if cut:
             truncated.add(index)
         reach = tolerance.after(schedule.misfire_grace_time, window)
-        fires_by_workflow[schedule.workflow_name].extend(_Fire(at, index, reach) for at in times)
+        own = [_Fire(at, index, reach) for at in times]
+        fires_by_schedule.append(own)
+        fires_by_workflow[schedule.workflow_name].extend(own)
 
     unexplained: dict[str, int] = {}
     runs_by_workflow: dict[str, list[ProcessRun]] = defaultdict(list)
@@ -381,19 +383,13 @@ def assess(
             count = _attribute(fires_by_workflow[workflow], runs, tolerance.early, since)
             if count:
                 unexplained[workflow] = count
-        for name, fires in fires_by_workflow.items():
-            if name is not None:
-                _mark_coalesced(fires, inputs)
-
-    fires_by_schedule: dict[int, list[_Fire]] = defaultdict(list)
-    for fires in fires_by_workflow.values():
-        for fire in fires:
-            fires_by_schedule[fire.schedule].append(fire)
+        for schedule, own in zip(inputs, fires_by_schedule, strict=True):
+            if schedule.workflow_name is not None and schedule.coalesce:
+                _mark_coalesced(own)
 
     results = [
-        _verdict(schedule, sorted(own, key=lambda f: f.at), seen, now, tolerance, index in truncated)
-        for index, schedule in enumerate(inputs)
-        for own in (fires_by_schedule[index],)
+        _verdict(schedule, own, seen, now, tolerance, index in truncated)
+        for index, (schedule, own) in enumerate(zip(inputs, fires_by_schedule, strict=True))
     ]
     starts = [_utc(r.started_at) for r in seen.runs or () if _utc(r.started_at) <= now]
     liveness, oldest = _liveness(results, starts if seen.runs is not None else None)
@@ -420,19 +416,21 @@ def _verdict(
     truncated: bool,
 ) -> ScheduleHealth:
     observed = seen.runs is not None and schedule.workflow_name is not None
-    judged: list[_Fire] = []
-    pending = 0
-    for fire in fires:
-        if fire.run is None and not fire.coalesced and fire.at + fire.reach > now:
+    expected = pending = coalesced = ambiguous = 0
+    runs: list[RunSeen] = []
+    missed: list[datetime] = []
+    for fire in fires:  # one pass, oldest first
+        run = fire.run
+        if run is None and not fire.coalesced and fire.at + fire.reach > now:
             pending += 1  # too recent to have a process yet: neither started nor missed
-        else:
-            judged.append(fire)
-    runs = tuple(
-        RunSeen(f.run.pid, f.at, _utc(f.run.started_at), f.run.status, f.run.failed_reason, f.ambiguous)
-        for f in judged
-        if f.run is not None
-    )
-    missed = tuple(f.at for f in judged if f.run is None and not f.coalesced) if observed else ()
+            continue
+        expected += 1
+        coalesced += fire.coalesced
+        ambiguous += fire.ambiguous
+        if run is not None:
+            runs.append(RunSeen(run.pid, fire.at, _utc(run.started_at), run.status, run.failed_reason, fire.ambiguous))
+        elif not fire.coalesced and observed:
+            missed.append(fire.at)
     overdue_by = None
     if schedule.row_present and schedule.next_run_time is not None:
         late = now - _utc(schedule.next_run_time)
@@ -444,12 +442,12 @@ def _verdict(
         name=schedule.name,
         workflow=schedule.workflow_name,
         source=schedule.source,
-        expected=len(judged),
+        expected=expected,
         started=len(runs) if observed else None,
-        missed=missed,
-        coalesced=sum(1 for f in judged if f.coalesced),
+        missed=tuple(missed),
+        coalesced=coalesced,
         pending=pending,
-        runs=runs,
+        runs=tuple(runs),
         next_run=_utc(schedule.next_run_time) if schedule.next_run_time else None,
         overdue_by=overdue_by,
         paused=schedule.row_present and schedule.next_run_time is None and schedule.error is None,
@@ -457,7 +455,7 @@ def _verdict(
         workflow_state=_workflow_state(schedule.workflow_name, seen.workflows),
         error=schedule.error,
         truncated=truncated,
-        ambiguous=sum(1 for f in judged if f.ambiguous),
+        ambiguous=ambiguous,
     )
 
 
