@@ -9,10 +9,13 @@ soft-deleted, the engine paused); 1 error (database unreachable, bad option).
 
 from __future__ import annotations
 
+import gc
 import re
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,10 +137,32 @@ def run_health(options: HealthOptions, *, now: datetime | None = None) -> Comman
     """The command: the report in the asked format on stdout, notes on stderr; raises HealthError."""
     if options.fmt not in FORMATS:
         raise HealthError(f"--format {options.fmt!r}: use one of {', '.join(FORMATS)}")
-    report, notes = collect(options, now=now)
+    with collector_paused():
+        report, notes = collect(options, now=now)
+        code, out = exit_code(report), rendered(report, options.fmt)
+        del report  # freed while the collector is off: when it resumes, it has next to nothing to scan
     # The text report says "no processes table" itself; the other formats carry it as data.
     err = [f"note: {n}" for n in notes if options.fmt != "text" or "processes table" not in n]
-    return CommandResult(exit_code(report), rendered(report, options.fmt), err)
+    return CommandResult(code, out, err)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one report is read, judged and rendered.
+
+    A report of 10,000 schedules allocates about two million containers (decoded jobs, runs, fires,
+    verdicts, the rendered dicts), nearly all of them alive until the report is printed and freed by
+    reference counting after it; the collector only scanned them, 0.15 s of a 1.6 s command even with
+    `cli.tune_gc`'s thresholds. Free the report inside the block: what is still alive when the collector
+    resumes is scanned at once. Cycles a report leaves are collected later, as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def serve_health(options: HealthOptions, listen: str, *, stop: threading.Event | None = None) -> int:
