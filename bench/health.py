@@ -1,7 +1,8 @@
-"""`schedules health` on N schedules over 24 h, on PostgreSQL: how long one report takes.
+"""`schedules health` on N schedules over 24 h, on PostgreSQL: the whole process, its phases, and baselines.
 
-    python bench/health.py                  # N = 10,000, window 24h
-    python bench/health.py --n 2000 --since 6h
+    python bench/health.py                          # N = 10,000, window 24h, 5 alternating runs of each
+    python bench/health.py --n 2000 --since 6h --repeat 3
+    python bench/health.py --compare-with /tmp/before   # also that checkout's `health`, alternating with ours
 
 The database: orchestrator-compatible tables plus `processes` and `engine_settings` shaped like
 orchestrator-core's (its columns and its indexes: none on started_at, so the window is a sequential scan).
@@ -11,39 +12,55 @@ attribution has to choose), each interval started 48 h ago. One `processes` row 
 (the window's and the day before, which the window must skip), 0.1-3 s after it, 2% of fires left out
 (missed) and 1% failed.
 
-Timed, median of three: the whole command in a subprocess (`schedules health --format json`, Python start-up
-included; wall-clock and CPU seconds) and, in this process, the read (one read-only transaction) and the
-judging (pure) separately.
+Whole processes, as a user runs them, alternating (A B C ... A B C ...) after one untimed run of each, median
+wall-clock and CPU seconds (user + system; on a shared machine wall-clock also holds the wait for a core):
+`health --format json` and `health` (text), each judged at one fixed `--until` so every run judges the same
+window; the floor, a process that only fetches the same job rows and window of `processes` with psycopg and
+`pickle.loads` each job_state (what any reader of these tables pays: start-up, driver, unpickling);
+`schedules --help` (our start-up) and `python -c pass`. With --compare-with, that checkout's `health
+--format json` runs in the same rotation.
+
+Phases, in this process (median of the runs): the imports of a fresh process, the read (one read-only
+transaction; its job rows and its processes also timed alone), the judging (pure), each rendering. It prints
+the table, then one JSON line of all figures (also written to bench/results-health.json).
+Not a test: nothing here runs under pytest, and no speed is asserted anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import io
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import database, schedule_spec
+from bench.whole import SCHEDULES, Run, alternate, run_process
 from reconciler import reads, store, triggers
-from reconciler.commands.health import HealthOptions, parse_duration
+from reconciler.cli import tune_gc
+from reconciler.commands.health import HealthOptions, rendered
 from reconciler.health.core import assess
-from reconciler.health.reading import read_health_data
+from reconciler.health.reading import read_health_data, read_processes
 from reconciler.jobstate import build_job_row
+
+T = TypeVar("T")
+TARGET_SECONDS = 3.0  # issue 16: the whole `health` on 10,000 schedules over 24 h, on PostgreSQL
 
 PROCESSES_DDL = """
 CREATE TABLE processes (
@@ -130,96 +147,178 @@ def populate(url: str, n: int, now: datetime) -> dict[str, int]:
     return {"workflows": len(workflows), "jobs": len(rows), "processes": len(process_rows)}
 
 
-def timed_in_process(url: str, since: timedelta) -> tuple[float, float, dict[str, Any]]:
-    now = datetime.now(UTC)
-    options = HealthOptions(db_url=url, since=since)
+def floor_script(url: str, since: datetime, until: datetime) -> str:
+    """A process reading what `health` reads at the least: the job rows (each job_state unpickled) and the window."""
+    conninfo = "postgresql://" + url.partition("://")[2]
+    return f"""
+import gc, pickle, psycopg
+gc.disable()  # a floor: no collection at all (the command itself only makes them rare)
+with psycopg.connect({conninfo!r}) as conn:
+    rows = conn.execute("SELECT id, next_run_time, job_state FROM apscheduler_jobs").fetchall()
+    states = [pickle.loads(blob) for _, _, blob in rows]
+    runs = conn.execute(
+        "SELECT p.pid, w.name, p.last_status, p.started_at, p.last_modified_at, p.failed_reason FROM processes p "
+        "JOIN workflows w ON w.workflow_id = p.workflow_id WHERE p.created_by = 'SYSTEM' "
+        "AND p.started_at >= %s AND p.started_at <= %s", ({since.isoformat()!r}, {until.isoformat()!r})
+    ).fetchall()
+assert len(states) > 0 and len(runs) > 0
+"""
+
+
+IMPORTS_PROBE = """
+import time
+wall, cpu = time.perf_counter(), time.process_time()
+import reconciler.cli, reconciler.commands.health, reconciler.health.render, psycopg
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def phases(url: str, since: timedelta, until: datetime, repeat: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each phase, in this process (the imports in a fresh one)."""
+    gc.collect()
+    tune_gc()  # as the command's main() does: the collector's settings change these figures by a factor 2-3
+    times: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(repeat):
+        imports = subprocess.run([sys.executable, "-c", IMPORTS_PROBE], capture_output=True, text=True, check=True)
+        wall, cpu = (float(value) for value in imports.stdout.split())
+        times.setdefault("imports (a fresh process)", []).append((wall, cpu))
+        for name, seconds in one_round(url, since, until).items():
+            times.setdefault(name, []).append(seconds)
+    return {
+        name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+        for name, values in times.items()
+    }
+
+
+class Stopwatch:
+    """Wall-clock and CPU seconds of each step (CPU: this process's own; the database server's is not in it)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[float, float]] = {}
+
+    def __call__(self, name: str, step: Callable[[], T]) -> T:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = step()
+        self.found[name] = (time.perf_counter() - wall, time.process_time() - cpu)
+        return result
+
+
+def one_round(url: str, since: timedelta, until: datetime) -> dict[str, tuple[float, float]]:
+    """Each phase once: read, its two big reads alone, judge, and each rendering of its own fresh report."""
+    tolerance = HealthOptions(db_url=url, since=since).tolerance
+    timed = Stopwatch()
     reader = reads.open_read_only(url)
     assert reader is not None
-    start = time.perf_counter()
     with reader.transaction():
-        data, _ = read_health_data(reader, since=now - since, now=now, early=options.tolerance.early)
-    read = time.perf_counter() - start
+        data, _ = timed(
+            "read: everything, one transaction",
+            functools.partial(read_health_data, reader, since=until - since, now=until, early=tolerance.early),
+        )
+    with reader.transaction():
+        timed("  of it: job rows, fetched and unpickled", functools.partial(reads.read_jobs, reader))
+    with reader.transaction():
+        window = functools.partial(read_processes, reader, until - since - tolerance.early, until)
+        timed("  of it: the window of processes", window)
     reader.close()
-    start = time.perf_counter()
-    report = assess(data.schedules, data.seen, now=now, since=now - since, tolerance=options.tolerance)
-    judged = time.perf_counter() - start
-    summary = {
-        "expected": sum(s.expected for s in report.schedules),
-        "started": sum(s.started or 0 for s in report.schedules),
-        "missed": sum(len(s.missed) for s in report.schedules),
-        "failed": sum(len(s.failures) for s in report.schedules),
-        "ambiguous": sum(s.ambiguous for s in report.schedules),
-        "runs_read": len(data.seen.runs or ()),
+    judge = functools.partial(assess, data.schedules, data.seen, now=until, since=until - since, tolerance=tolerance)
+    for fmt in ("json", "text"):  # each rendering of a report of its own: a report computes its verdicts once
+        report = timed("judge (pure)", judge)
+        timed(f"render {fmt}", functools.partial(rendered, report, fmt))
+    return timed.found
+
+
+def whole_processes(
+    url: str, since: str, until: datetime, repeat: int, compare_with: Path | None
+) -> dict[str, list[Run]]:
+    """Each command `repeat` times, alternating, after one untimed run of each."""
+    here = Path(__file__).resolve().parent.parent
+    health = [*SCHEDULES, "health", "/nonexistent", "--db", url, "--since", since, "--until", until.isoformat()]
+    problems = (0, 2)  # healthy or problems found: the bench data has missed and failed runs by design
+    window_start = until - parse_window(since)
+    commands: dict[str, Callable[[], Run]] = {
+        "health_json": lambda: run_process([*health, "--format", "json"], here, problems),
+        "health_text": lambda: run_process(health, here, problems),
+        "floor": lambda: run_process([sys.executable, "-c", floor_script(url, window_start, until)], here),
+        "help": lambda: run_process([*SCHEDULES, "--help"], here),
+        "python": lambda: run_process([sys.executable, "-c", "pass"], here),
     }
-    return read, judged, summary
+    if compare_with is not None:  # `python -m reconciler` from that directory imports its own package first
+        commands["compared_json"] = lambda: run_process([*health, "--format", "json"], compare_with, problems)
+    return alternate(commands, repeat)
 
 
-def timed_command(url: str, since: str) -> tuple[float, float, int]:
-    """Wall-clock and CPU seconds (user + system) of one `schedules health` process, and its exit code.
+def parse_window(since: str) -> timedelta:
+    from reconciler.commands.health import parse_duration
 
-    CPU time is what the command itself costs; on a machine shared with other work, wall-clock time also
-    holds the waiting for a core.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "health",
-            "/nonexistent",
-            "--db",
-            url,
-            "--since",
-            since,
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 2):
-        raise SystemExit(f"health failed: {done.stderr}")
-    json.loads(done.stdout)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu, done.returncode
+    return parse_duration(since)
+
+
+def report_rows(runs: dict[str, list[Run]]) -> list[tuple[str, float, float, str]]:
+    """(what, median wall s, median CPU s, comparison) for the table."""
+    wall = {name: statistics.median(r.seconds for r in rs) for name, rs in runs.items()}
+    cpu = {name: statistics.median(r.cpu for r in rs) for name, rs in runs.items()}
+    rows = []
+    for name, what in (("health_json", "`health --format json`"), ("health_text", "`health` (text)")):
+        met = "yes" if wall[name] < TARGET_SECONDS else "**no**"
+        ratio = wall[name] / wall["floor"]
+        rows.append((what, wall[name], cpu[name], f"target < {TARGET_SECONDS:.0f} s: {met}; {ratio:.2f}× the floor"))
+    if "compared_json" in wall:
+        ratio = wall["compared_json"] / wall["health_json"]
+        rows.append(("`health --format json`, the compared checkout", wall["compared_json"], cpu["compared_json"],
+                     f"{ratio:.2f}× this checkout's"))  # fmt: skip
+    rows.append(("floor: fetch the same rows, `pickle.loads` each (psycopg)", wall["floor"], cpu["floor"], "1.00×"))
+    rows.append(("`schedules --help` (start-up)", wall["help"], cpu["help"], f"{wall['help'] / wall['floor']:.2f}×"))
+    rows.append(("`python -c pass`", wall["python"], cpu["python"], f"{wall['python'] / wall['floor']:.2f}×"))
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--since", default="24h")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each command and phase; the median is shown")
+    parser.add_argument("--compare-with", type=Path, help="another checkout of this repository, run alternating")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results-health.json")
     args = parser.parse_args()
-    since = parse_duration(args.since)
+    since = parse_window(args.since)
     with tempfile.TemporaryDirectory() as tmp, database("postgres", Path(tmp)) as url:
         start = time.perf_counter()
-        counts = populate(url, args.n, datetime.now(UTC))
+        now = datetime.now(UTC)
+        counts = populate(url, args.n, now)
         print(f"populated in {time.perf_counter() - start:.1f}s: {counts}", file=sys.stderr)
-        commands = [timed_command(url, args.since) for _ in range(args.repeat)]
-        parts = [timed_in_process(url, since) for _ in range(args.repeat)]
+        until = now - timedelta(seconds=30)  # one fixed window for every run
+        print("running: whole processes ...", file=sys.stderr, flush=True)
+        load_before = os.getloadavg()[0]
+        runs = whole_processes(url, args.since, until, args.repeat, args.compare_with)
+        print("running: phases ...", file=sys.stderr, flush=True)
+        parts = phases(url, since, until, args.repeat)
+        load_after = os.getloadavg()[0]
+    print(
+        f"`schedules health --since {args.since}` on {args.n:,} schedules ({counts['workflows']:,} workflows, "
+        f"{counts['processes']:,} processes rows) on PostgreSQL; median of {args.repeat} alternating runs each; "
+        f"load average {load_before:.1f} before, {load_after:.1f} after"
+    )
+    print()
+    print("| whole process | wall s | CPU s | against |")
+    print("|---|---|---|---|")
+    for what, wall, cpu, against in report_rows(runs):
+        print(f"| {what} | {wall:.2f} | {cpu:.2f} | {against} |")
+    print()
+    print("| phase (in one process, median) | wall s | CPU s |")
+    print("|---|---|---|")
+    for name, (wall, cpu) in parts.items():
+        print(f"| {name} | {wall:.3f} | {cpu:.3f} |")
     result = {
         "n": args.n,
         "since": args.since,
+        "repeat": args.repeat,
         **counts,
-        "command_s": statistics.median(c[0] for c in commands),
-        "command_cpu_s": statistics.median(c[1] for c in commands),
-        "exit_code": commands[0][2],
-        "load_average": os.getloadavg()[0],
-        "read_s": statistics.median(p[0] for p in parts),
-        "judge_s": statistics.median(p[1] for p in parts),
-        "report": parts[0][2],
+        "load_average": [load_before, load_after],
+        "whole": {name: [[r.seconds, r.cpu] for r in rs] for name, rs in runs.items()},  # wall, CPU
+        "phases_s": parts,
     }
-    print(
-        f"health, {args.n:,} schedules, {args.since} on PostgreSQL: command {result['command_s']:.2f} s wall, "
-        f"{result['command_cpu_s']:.2f} s CPU (read {result['read_s']:.2f} s, judge {result['judge_s']:.2f} s; "
-        f"median of {args.repeat}; load average {result['load_average']:.1f})"
-    )
     print(json.dumps(result))
+    args.json.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Run:
     code: int
 
 
-def run_process(argv: Sequence[str], cwd: Path, expect: int = 0) -> Run:
+def run_process(argv: Sequence[str], cwd: Path, expect: int | Sequence[int] = 0) -> Run:
     """Run one command to completion, its output to files (no pipe to drain), rusage of that child alone."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URI", "CACHE_URI", "RECONCILER_NAMESPACE")}
     env["NO_COLOR"] = "1"
@@ -63,7 +63,7 @@ def run_process(argv: Sequence[str], cwd: Path, expect: int = 0) -> Run:
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = code = os.waitstatus_to_exitcode(status)
-        if code != expect:
+        if code not in ((expect,) if isinstance(expect, int) else expect):
             err.seek(0)
             out.seek(0)
             detail = (out.read()[-2000:] + err.read()[-2000:]).decode(errors="replace")
