@@ -147,12 +147,21 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+class _Evaluates:
+    """Pickles as a call of eval: a builtin, which is not getattr either."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (eval, ("1 + 1",))
+
+
 def test_a_row_naming_any_other_global_is_refused_and_runs_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     state = load_job_state(a_row())
     blob = pickle.dumps({**state, "args": (_RunsCode(marker),)}, pickle.HIGHEST_PROTOCOL)
     assert refused(blob) == f"cannot unpickle job_state: global {os.system.__module__}.system is not allowed"
     assert not marker.exists()
+    blob = pickle.dumps({**state, "args": (_Evaluates(),)}, pickle.HIGHEST_PROTOCOL)
+    assert refused(blob) == "cannot unpickle job_state: global builtins.eval is not allowed"
 
 
 def test_getattr_in_a_row_reaches_nothing_but_zoneinfos_unpickle() -> None:
