@@ -203,6 +203,8 @@ def test_what_is_not_a_version_1_job_is_refused_naming_why() -> None:
     assert refused(b"not a pickle").startswith("cannot unpickle job_state: ")
     assert refused(dumped([1, 2])) == "job_state is not a dict"
     assert refused(dumped({**state, "version": 2})) == "job_state has version 2; only version 1 is readable"
+    unversioned = {k: v for k, v in state.items() if k != "version"}
+    assert refused(dumped(unversioned)) == "job_state lacks version"
     lacking = {k: v for k, v in state.items() if k not in ("coalesce", "name")}
     assert refused(dumped(lacking)) == "job_state lacks coalesce, name"
     assert refused(dumped({**state, "trigger": "interval"})) == "job_state trigger is not an APScheduler trigger"
