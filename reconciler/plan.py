@@ -658,7 +658,8 @@ class _Planner:
         after_view = _desired_view(desired, name, trigger)
 
         if live is None:
-            return self._plan_missing_row(base, entry, desired, trigger, after_view, fields, warnings)
+            # A renamed key is judged by the entry it takes over: a fired date stays completed under its new key.
+            return self._plan_missing_row(base, entry or renamed_from, desired, trigger, after_view, fields, warnings)
 
         if live.state is None:
             # Unreadable (or, against the edge's contract, not read): reported and left alone.

@@ -280,6 +280,43 @@ def test_a_fired_date_is_completed_writes_no_row_no_link_and_keeps_its_entry() -
     assert [j.id for j in after.jobs] == [A_ID]
 
 
+def test_a_date_due_this_instant_whose_row_is_gone_has_fired() -> None:
+    # The scheduler deletes a date job's row when it runs it, at its run date: from that instant on.
+    run_date = NOW + timedelta(minutes=1)
+    once = desired("once", trigger="date", trigger_kwargs={"run_date": run_date.isoformat()}, workflow_name="wf_c")
+    fired = without_row(reconcile([once]), schedule_id_for("default", "once"))
+    change = only(plan_of([once], fired, now=run_date), "once")
+    assert (change.completed, change.action, change.write_row) == (True, Action.NOOP, False)
+    assert change.warnings == ("workflow 'wf_c' is not a task (is_task is false)",)  # its warnings kept
+
+
+def test_a_fired_date_schedule_renamed_is_unchanged() -> None:
+    once = desired("once", trigger="date", trigger_kwargs={"run_date": (NOW + timedelta(minutes=1)).isoformat()})
+    fired = without_row(reconcile([once]), schedule_id_for("default", "once"))
+    renamed = replace(once, key="one-off", moved_from="once")
+    plan = plan_of([renamed], fired, now=NOW + timedelta(minutes=10))
+    change = only(plan, "one-off")
+    assert (change.completed, change.action) == (True, Action.NOOP) and not plan.has_changes
+    assert plan.errors == ()  # it was refused: "the trigger has no future fire time"
+    assert apply_plan(plan, fired) == fired
+
+
+def test_a_renamed_key_whose_row_vanished_is_recreated_as_drift() -> None:
+    gone = without_row(reconcile([desired("a")]), A_ID)
+    change = only(plan_of([desired("b", moved_from="a")], gone), "b")
+    assert (change.action, change.schedule_id, change.write_row, change.drift) == (Action.RENAME, A_ID, True, True)
+    assert change.warnings == ("job row was deleted outside reconciler (drift); apply recreates it",)
+    after = apply_plan(plan_of([desired("b", moved_from="a")], gone), gone)
+    assert [j.id for j in after.jobs] == [A_ID] and set(ledger_of(after)) == {"b"}
+
+
+def test_each_new_schedule_shows_its_own_fire_times() -> None:
+    hourly, daily = desired("a"), desired("b", trigger="cron", trigger_kwargs={"hour": 3})
+    plan = compute_plan([hourly, daily], EMPTY, SETTINGS, NOW)
+    assert only(plan, "a").next_runs_after[0] == (NOW + timedelta(hours=1)).isoformat()
+    assert only(plan, "b").next_runs_after[0] == "2026-06-02T03:00:00+00:00"
+
+
 def test_a_date_not_yet_due_whose_row_vanished_is_drift() -> None:
     once = desired("once", trigger="date", trigger_kwargs={"run_date": (NOW + timedelta(hours=1)).isoformat()})
     live = without_row(reconcile([once]), schedule_id_for("default", "once"))
@@ -654,6 +691,8 @@ def test_expected_rows_names_exactly_the_unchanged_owned_rows() -> None:
     assert expected_rows([desired("a")], live.ledger, gone, SETTINGS) == {}
     named = desired("a", name=None)
     assert expected_rows([named], live.ledger, live.workflows, SETTINGS) == {A_ID: found[A_ID]}
+    # a new key declared first does not hide the known rows after it
+    assert expected_rows([desired("new"), desired("a")], live.ledger, live.workflows, SETTINGS) == {A_ID: found[A_ID]}
 
 
 def test_a_removed_key_shows_its_own_next_runs_not_a_fresh_start() -> None:
