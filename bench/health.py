@@ -20,9 +20,10 @@ window; the floor, a process that only fetches the same job rows and window of `
 `schedules --help` (our start-up) and `python -c pass`. With --compare-with, that checkout's `health
 --format json` runs in the same rotation.
 
-Phases, in this process (median of the runs): the imports of a fresh process, the read (one read-only
-transaction; its job rows and its processes also timed alone), the judging (pure), each rendering. It prints
-the table, then one JSON line of all figures (also written to bench/results-health.json).
+Phases, in this process (median of the runs), with the command's collector settings: the imports of a fresh
+process, the read (one read-only transaction; its job rows and its processes also timed alone), the judging
+(pure), each rendering. It prints the tables, then one JSON line of all figures (also written to
+bench/results-health.json).
 Not a test: nothing here runs under pytest, and no speed is asserted anywhere.
 """
 
@@ -54,7 +55,7 @@ from bench.run import database, schedule_spec
 from bench.whole import SCHEDULES, Run, alternate, run_process
 from reconciler import reads, store, triggers
 from reconciler.cli import tune_gc
-from reconciler.commands.health import HealthOptions, rendered
+from reconciler.commands.health import HealthOptions, collector_paused, rendered
 from reconciler.health.core import assess
 from reconciler.health.reading import read_health_data, read_processes
 from reconciler.jobstate import build_job_row
@@ -176,13 +177,15 @@ print(time.perf_counter() - wall, time.process_time() - cpu)
 def phases(url: str, since: timedelta, until: datetime, repeat: int) -> dict[str, tuple[float, float]]:
     """Median (wall, CPU) seconds of each phase, in this process (the imports in a fresh one)."""
     gc.collect()
-    tune_gc()  # as the command's main() does: the collector's settings change these figures by a factor 2-3
+    tune_gc()  # as the command's main() does (and run_health's pause below): without them, unpickling takes 3×
     times: dict[str, list[tuple[float, float]]] = {}
     for _ in range(repeat):
         imports = subprocess.run([sys.executable, "-c", IMPORTS_PROBE], capture_output=True, text=True, check=True)
         wall, cpu = (float(value) for value in imports.stdout.split())
         times.setdefault("imports (a fresh process)", []).append((wall, cpu))
-        for name, seconds in one_round(url, since, until).items():
+        with collector_paused():  # as run_health reads, judges and renders
+            found = one_round(url, since, until)
+        for name, seconds in found.items():
             times.setdefault(name, []).append(seconds)
     return {
         name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
