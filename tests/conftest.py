@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
+import hypothesis
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
@@ -29,6 +30,14 @@ from reconciler import store
 from tests.command_line import BOTH_WAYS, Schedules
 
 PG_ADMIN = os.environ.get("RECONCILER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# How many examples each property test tries: the inner loop (README) and bench/mutation.py ask for fewer;
+# unset, hypothesis's default (100) and test_one_answer's own 150.
+if os.environ.get("RECONCILER_PROPERTY_EXAMPLES"):
+    hypothesis.settings.register_profile(
+        "reconciler-examples", max_examples=int(os.environ["RECONCILER_PROPERTY_EXAMPLES"])
+    )
+    hypothesis.settings.load_profile("reconciler-examples")
 
 
 def pg_admin_engine() -> Engine:
