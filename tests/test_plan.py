@@ -55,7 +55,8 @@ def only(plan, key="a"):  # type: ignore[no-untyped-def]
 def test_a_create_writes_row_link_and_an_entry_naming_this_apply() -> None:
     plan = compute_plan([desired("a", name="A")], EMPTY, SETTINGS, NOW)
     change = only(plan)
-    assert (change.action, change.write_row, change.reschedule) == (Action.CREATE, True, True)
+    assert (change.action, change.write_row, change.reschedule, change.drift) == (Action.CREATE, True, True, False)
+    assert change.after is not None and (change.after["name"], change.after["trigger"]) == ("A", "every 1 hour")
     assert change.links_add == (TASK_A.workflow_id,) and change.links_drop == ()
     assert change.ledger is LedgerRecord.APPLIED and change.ledger_drop == ()  # a new key needs no DELETE
     live = apply_plan(plan, EMPTY, commit="abc")
@@ -278,6 +279,12 @@ def test_a_fired_date_is_completed_writes_no_row_no_link_and_keeps_its_entry() -
     after = apply_plan(plan, fired, now=later)  # raises ConstraintViolation if a link for the gone row were written
     assert ledger_of(after)["once"] == ledger_of(live)["once"]
     assert [j.id for j in after.jobs] == [A_ID]
+
+
+def test_a_new_date_schedule_in_the_past_is_refused_naming_it() -> None:
+    past = desired("late", trigger="date", trigger_kwargs={"run_date": (NOW - timedelta(days=1)).isoformat()})
+    plan = compute_plan([past], EMPTY, SETTINGS, NOW)
+    assert plan.errors == ("late: the trigger has no future fire time; nothing would run",)
 
 
 def test_a_date_due_this_instant_whose_row_is_gone_has_fired() -> None:
