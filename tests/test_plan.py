@@ -696,6 +696,8 @@ def test_expected_rows_names_exactly_the_unchanged_owned_rows() -> None:
     assert expected_rows([desired("a")], others.ledger, others.workflows, SETTINGS) == {}
     gone = (replace(TASK_A, deleted=True), TASK_B)
     assert expected_rows([desired("a")], live.ledger, gone, SETTINGS) == {}
+    named = reconcile([desired("a", name="A")])  # its digest does not depend on the workflow's description
+    assert expected_rows([desired("a", name="A")], named.ledger, gone, SETTINGS) == {}
     named = desired("a", name=None)
     assert expected_rows([named], live.ledger, live.workflows, SETTINGS) == {A_ID: found[A_ID]}
     # a new key declared first does not hide the known rows after it
