@@ -57,6 +57,7 @@ def test_a_create_writes_row_link_and_an_entry_naming_this_apply() -> None:
     change = only(plan)
     assert (change.action, change.write_row, change.reschedule, change.drift) == (Action.CREATE, True, True, False)
     assert change.after is not None and (change.after["name"], change.after["trigger"]) == ("A", "every 1 hour")
+    assert change.previous_key is None and change.source is None
     assert change.links_add == (TASK_A.workflow_id,) and change.links_drop == ()
     assert change.ledger is LedgerRecord.APPLIED and change.ledger_drop == ()  # a new key needs no DELETE
     live = apply_plan(plan, EMPTY, commit="abc")
@@ -193,8 +194,22 @@ def test_a_row_changed_behind_our_back_is_drift_and_restored() -> None:
     change = only(plan_of([desired("a")], changed))
     assert (change.action, change.drift, change.write_row) == (Action.UPDATE, True, True)
     assert any("drift" in w for w in change.warnings)
-    after = apply_plan(plan_of([desired("a")], changed), changed)
+    assert change.ledger is LedgerRecord.APPLIED  # the repair is this apply's doing
+    after = apply_plan(plan_of([desired("a")], changed), changed, commit="repair")
     assert after.jobs[0].state is not None and after.jobs[0].state["name"] == TASK_A.description
+    assert ledger_of(after)["a"].applied_commit == "repair"
+
+
+def test_an_unchanged_schedule_keeps_its_warnings_and_its_place_in_the_files() -> None:
+    # compared in full (no row hash in the ledger) and on the fast path alike
+    at = SourceLocation("main.yaml", 4)
+    on_c = desired("c", workflow_name="wf_c", source=at)
+    live = reconcile([on_c])
+    for seen in (live, without_row_hashes(live)):
+        change = only(plan_of([on_c], seen), "c")
+        assert change.action is Action.NOOP and change.source == "main.yaml:4"
+        assert change.warnings == ("workflow 'wf_c' is not a task (is_task is false)",)
+    assert only(plan_of([desired("a")], reconcile([desired("a")])), "a").source is None
 
 
 def test_a_deleted_row_is_drift_and_recreated_with_its_link() -> None:
@@ -247,10 +262,16 @@ def test_a_row_the_scheduler_moved_is_unchanged_and_its_entry_keeps_its_commit()
 
 def test_a_moved_source_line_is_learnt_keeping_the_commit() -> None:
     at = SourceLocation("main.yaml", 3, 5)
-    live = reconcile([desired("a", source=at)])
+    first = reconcile([desired("a", source=at)])
+    applied = NOW - timedelta(days=3)
+    live = replace(first, ledger=tuple(replace(e, applied_author="ann", applied_at=applied) for e in first.ledger))
     plan = plan_of([desired("a", source=replace(at, line=9))], live)
     change = only(plan)
     assert change.action is Action.NOOP and change.ledger is LedgerRecord.KEPT_COMMIT
+    assert change.source == "main.yaml:9"
+    assert change.ledger_entry is not None
+    kept = change.ledger_entry
+    assert (kept.applied_commit, kept.applied_author, kept.applied_at) == ("c0mm17", "ann", applied)
     after = apply_plan(plan, live, commit="later")
     assert ledger_of(after)["a"].source_line == 9 and ledger_of(after)["a"].applied_commit == "c0mm17"
 
@@ -446,6 +467,21 @@ def test_rows_we_do_not_own_are_listed_and_left_alone() -> None:
     assert plan.unmanaged[2].detail == "cannot unpickle job_state: boom"
 
 
+def test_two_keys_cannot_adopt_one_row() -> None:
+    api = replace(EMPTY, jobs=(foreign_row("api-job"),))
+    plan = compute_plan([desired("a", schedule_id="api-job"), desired("b", schedule_id="api-job")], api, SETTINGS, NOW)
+    assert plan.errors == ("b: schedule_id api-job is claimed by another schedule too",)
+    assert only(plan, "a").action is Action.ADOPT
+
+
+def test_a_schedule_id_for_a_key_that_owns_a_row_already_is_ignored_with_a_warning() -> None:
+    live = reconcile([desired("a")])
+    change = only(plan_of([desired("a", schedule_id="api-job")], live))
+    assert (change.action, change.schedule_id) == (Action.NOOP, A_ID)
+    assert change.warnings == (f"schedule_id api-job ignored: the key already owns {A_ID}",)
+    assert only(plan_of([desired("a", schedule_id=A_ID)], live)).warnings == ()  # its own id: nothing to say
+
+
 def test_a_key_cannot_claim_a_row_another_key_owns() -> None:
     live = reconcile([desired("a")])
     plan = plan_of([desired("a"), desired("b", schedule_id=A_ID)], live)
@@ -475,7 +511,15 @@ def test_a_digest_only_row_that_does_not_match_is_reported_not_raised() -> None:
     live = reconcile([desired("a")])
     unread = replace(live, jobs=(replace(live.jobs[0], state=None),))
     change = only(compute_plan([desired("a", name="New")], unread, SETTINGS, NOW))
-    assert change.action is Action.NOOP and "job_state not read" in change.warnings[0]
+    assert change.action is Action.NOOP
+    assert change.warnings == (f"job row {A_ID} is unreadable (job_state not read); left alone",)
+
+
+def test_a_saved_plan_is_stale_once_an_unreadable_declared_row_changes() -> None:
+    live = reconcile([desired("a")])
+    broken = replace(live, jobs=(LiveJob(A_ID, 5.0, (), "f" * 64, unreadable="bad pickle"),))
+    other = replace(live, jobs=(LiveJob(A_ID, 5.0, (), "e" * 64, unreadable="bad pickle"),))
+    assert plan_of([desired("a")], broken).fingerprint != plan_of([desired("a")], other).fingerprint
 
 
 # --- the fingerprint -------------------------------------------------------------------------------------
