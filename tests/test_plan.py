@@ -367,6 +367,33 @@ def test_disabling_removes_the_row_and_records_enabled_false() -> None:
     assert [j.id for j in apply_plan(plan_of([desired("a")], after), after).jobs] == [A_ID]
 
 
+def test_disabling_shows_the_row_it_removes_and_when_it_would_have_run() -> None:
+    live = reconcile([desired("a", workflow_name="wf_c")])
+    state = live.jobs[0].state
+    assert state is not None
+    later = NOW + timedelta(minutes=150)  # overdue: its stored next run still comes first
+    change = only(plan_of([desired("a", workflow_name="wf_c", enabled=False)], live, now=later))
+    assert change.before is not None and change.before["name"] == "Workflow C"
+    assert change.after is not None and change.after["enabled"] is False
+    assert change.next_runs_before[0] == state["next_run_time"].isoformat() and len(change.next_runs_before) == 3
+    assert change.warnings == ("workflow 'wf_c' is not a task (is_task is false)",)
+
+
+def test_a_renamed_key_disabled_at_once_stays_a_rename() -> None:
+    change = only(plan_of([desired("b", moved_from="a", enabled=False)], reconcile([desired("a")])), "b")
+    assert (change.action, change.remove_row) == (Action.RENAME, True)
+    assert [f.name for f in change.fields] == ["key", "enabled"]
+
+
+def test_an_explicit_start_date_is_compared_as_the_phase_it_sets() -> None:
+    start = {"hours": 1, "start_date": "2026-06-01T11:30:00+00:00"}
+    live = without_row_hashes(reconcile([desired("a", trigger_kwargs=start)]))  # compared in full
+    assert not plan_of([desired("a", trigger_kwargs=start)], live).has_changes
+    moved = {"hours": 1, "start_date": "2026-06-01T11:45:00+00:00"}
+    change = only(plan_of([desired("a", trigger_kwargs=moved)], live))
+    assert (change.reschedule, [f.name for f in change.fields]) == (True, ["trigger"])
+
+
 def test_a_new_disabled_schedule_is_recorded_without_a_row() -> None:
     plan = compute_plan([desired("a", enabled=False)], EMPTY, SETTINGS, NOW)
     change = only(plan)
@@ -505,6 +532,20 @@ def test_an_unreadable_declared_row_is_left_alone() -> None:
     assert change.action is Action.NOOP and change.ledger is LedgerRecord.KEEP
     assert (change.links_add, change.links_drop, change.write_row) == ((), (), False)
     assert change.warnings == (f"job row {A_ID} is unreadable (bad pickle); left alone",)
+    assert change.after is not None and change.after["name"] == "New"  # what was asked for, shown
+    renamed = only(plan_of([desired("b", moved_from="a")], broken), "b")  # not even renamed
+    assert (renamed.action, [(f.name, f.before, f.after) for f in renamed.fields]) == (Action.NOOP, [("key", "a", "b")])
+
+
+def test_a_saved_update_is_stale_once_its_row_changes_again_but_not_once_it_fired() -> None:
+    live = reconcile([desired("a")])
+    state = live.jobs[0].state
+    assert state is not None
+    planned = plan_of([desired("a", name="New")], live).fingerprint
+    fired = rewrite(live, A_ID, next_run_time=state["next_run_time"] + timedelta(hours=1))
+    assert plan_of([desired("a", name="New")], fired).fingerprint == planned
+    by_hand = rewrite(live, A_ID, max_instances=3)
+    assert plan_of([desired("a", name="New")], by_hand).fingerprint != planned
 
 
 def test_a_digest_only_row_that_does_not_match_is_reported_not_raised() -> None:
