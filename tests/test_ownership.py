@@ -253,6 +253,15 @@ def test_changing_what_another_source_owns_is_refused_naming_at_most_five_keys()
         .errors[0]
         .startswith("5 schedule(s) in namespace 'default' are owned by team-a (k1, k2, k3, k4, k5); this plan")
     )
+    six = plan_as(owned_by("team-a", *keys[:6]), [], allow_empty=True).errors[0]
+    assert six.startswith("6 schedule(s) in namespace 'default' are owned by team-a (k1, k2, k3, k4, k5 and 1 more);")
+
+
+def test_ones_own_schedules_do_not_hide_anothers_in_the_refusal() -> None:
+    ours, theirs = owned_by(OURS, "a"), owned_by(THEIRS, "b")
+    live = replace(ours, jobs=(*ours.jobs, *theirs.jobs), ledger=(*ours.ledger, *theirs.ledger))
+    (message,) = plan_as(live, ["a"]).errors  # a (ours, unchanged) sorts first; b (theirs) would be deleted
+    assert message.startswith(f"1 schedule(s) in namespace 'default' are owned by {THEIRS} (b)")
 
 
 def test_a_moved_directory_of_the_same_repository_is_named_in_the_refusal() -> None:
@@ -341,4 +350,8 @@ def test_entries_recorded_before_sources_are_counted_in_one_warning() -> None:
     assert plan.errors == ()
     assert plan.warnings == (f"2 schedule(s) recorded before sources were tracked: adopted by {OURS} with this apply",)
     assert plan_as(live, ["a", "b"], source=None).warnings == ()
+    renamed = compute_plan(
+        [memory_db.desired("new", moved_from="a")], owned_by(None, "a"), PlanSettings(source=OURS), memory_db.NOW
+    )
+    assert renamed.warnings == ()  # no "0 schedule(s)" note: the renamed entry is the rename's
     assert plan_as(owned_by(OURS, "a", "b"), ["a", "b", "c"]).warnings == ()

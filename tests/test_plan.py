@@ -104,7 +104,9 @@ def test_a_trigger_change_shows_and_writes_the_new_fire_times() -> None:
     new = desired("a", trigger="cron", trigger_kwargs={"hour": 2})
     change = only(plan_of([new], live))
     assert (change.write_row, change.reschedule) == (True, True)
-    assert [f.name for f in change.fields] == ["trigger"]
+    assert [(f.name, f.before, f.after) for f in change.fields] == [
+        ("trigger", "at 01:00 every day (UTC)", "at 02:00 every day (UTC)")
+    ]
     assert change.next_runs_before[0].startswith("2026-06-02T01:00")
     assert change.next_runs_after == (
         "2026-06-02T02:00:00+00:00",
@@ -182,7 +184,9 @@ def test_a_column_that_disagrees_with_the_pickle_is_repaired_keeping_the_pickled
     live = reconcile([desired("a")])
     moved = rewrite(live, A_ID, column=1.0)
     change = only(plan_of([desired("a")], moved))
-    assert [f.name for f in change.fields] == ["next_run_time column"]
+    assert [(f.name, f.before, f.after) for f in change.fields] == [
+        ("next_run_time column", 1.0, live.jobs[0].next_run_time)
+    ]
     assert (change.action, change.drift, change.write_row, change.reschedule) == (Action.UPDATE, True, True, False)
     after = apply_plan(plan_of([desired("a")], moved), moved)
     assert after.jobs[0].next_run_time == live.jobs[0].next_run_time  # column = pickle again, same time
@@ -457,6 +461,12 @@ def test_a_missing_or_soft_deleted_workflow_is_an_error() -> None:
     assert plan.errors == ("a: workflow 'task_c' does not exist (did you mean 'task_b', 'task_a'?)",)
     gone = replace(EMPTY, workflows=(replace(TASK_A, deleted=True),))
     assert compute_plan([desired("a")], gone, SETTINGS, NOW).errors == ("a: workflow 'task_a' is soft-deleted",)
+    # and with its row still there: refused the same way, the row's link left as it is
+    live = reconcile([desired("a", name="A")])
+    with_gone = replace(live, workflows=(replace(TASK_A, deleted=True), TASK_B))
+    plan = compute_plan([desired("a", name="A")], without_row_hashes(with_gone), SETTINGS, NOW)
+    assert plan.errors == ("a: workflow 'task_a' is soft-deleted",)
+    assert "linked workflow" not in [f.name for f in only(plan).fields]
 
 
 def test_a_workflow_that_is_not_a_task_is_a_warning() -> None:
@@ -507,6 +517,61 @@ def test_a_schedule_id_for_a_key_that_owns_a_row_already_is_ignored_with_a_warni
     assert (change.action, change.schedule_id) == (Action.NOOP, A_ID)
     assert change.warnings == (f"schedule_id api-job ignored: the key already owns {A_ID}",)
     assert only(plan_of([desired("a", schedule_id=A_ID)], live)).warnings == ()  # its own id: nothing to say
+
+
+@pytest.mark.parametrize(
+    ("changed", "field"),
+    [({"executor": "threads"}, ("executor", "threads", "default")), ({"args": (1,)}, ("args", (1,), ()))],
+)
+def test_the_executor_and_args_apscheduler_keeps_are_compared_too(
+    changed: dict[str, object], field: tuple[object, ...]
+) -> None:
+    change = only(plan_of([desired("a")], rewrite(reconcile([desired("a")]), A_ID, **changed)))
+    assert [(f.name, f.before, f.after) for f in change.fields] == [field]
+    assert (change.drift, change.write_row) == (True, True)
+
+
+def test_an_update_planned_late_shows_the_rows_own_next_runs_first() -> None:
+    live = reconcile([desired("a")])
+    state = live.jobs[0].state
+    assert state is not None
+    change = only(plan_of([desired("a", name="New")], live, now=NOW + timedelta(minutes=150)))  # overdue
+    assert change.next_runs_before[0] == state["next_run_time"].isoformat()
+    assert change.next_runs_after == change.next_runs_before
+
+
+def test_foreign_rows_are_listed_with_their_workflow_and_next_run() -> None:
+    api = foreign_row("api-job")
+    plan = compute_plan([], replace(EMPTY, jobs=(api,)), SETTINGS, NOW)
+    (listed,) = plan.unmanaged
+    assert (listed.source, listed.workflow_name, listed.name) == ("api", "task_b", "Made elsewhere")
+    assert listed.next_run_time == "2026-06-01T12:00:00+00:00"
+
+
+def test_a_linked_row_is_an_api_schedule_only_with_orchestrator_cores_own_func() -> None:
+    rows = (
+        foreign_row("api-4x", func=ORCHESTRATOR_4_FUNC),  # orchestrator-core 4.x's task
+        foreign_row("linked-code", func="my.module:job"),  # linked, but code of its own: a decorator's
+        foreign_row("unlinked", workflow=None),  # orchestrator-core's func without a link
+    )
+    plan = compute_plan([], replace(EMPTY, jobs=rows), SETTINGS, NOW)
+    assert [(u.id, u.source) for u in plan.unmanaged] == [
+        ("api-4x", "api"),
+        ("linked-code", "decorator"),
+        ("unlinked", "decorator"),
+    ]
+
+
+def test_unreadable_foreign_rows_are_listed_in_order_and_count_in_the_fingerprint() -> None:
+    first = LiveJob("0-broken", 1780315200.0, (), "a" * 64, unreadable=None)  # read as a digest only
+    rows = (first, foreign_row("api-job"))
+    plan = compute_plan([], replace(EMPTY, jobs=rows), SETTINGS, NOW)
+    assert [(u.id, u.source, u.detail, u.next_run_time) for u in plan.unmanaged] == [
+        ("0-broken", "unreadable", "job_state not read", "2026-06-01T12:00:00+00:00"),
+        ("api-job", "api", None, "2026-06-01T12:00:00+00:00"),
+    ]
+    changed = (replace(first, state_digest="b" * 64), rows[1])
+    assert compute_plan([], replace(EMPTY, jobs=changed), SETTINGS, NOW).fingerprint != plan.fingerprint
 
 
 def test_a_key_cannot_claim_a_row_another_key_owns() -> None:
