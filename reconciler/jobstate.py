@@ -126,6 +126,8 @@ def load_job_state(blob: bytes) -> dict[str, Any]:
         raise UnreadableJobState("job_state trigger is not an APScheduler trigger")
     if not isinstance(state["func"], str):
         raise UnreadableJobState("job_state func is not a text reference")
+    if not isinstance(state["kwargs"], dict):  # APScheduler's Job refuses anything else too
+        raise UnreadableJobState("job_state kwargs is not a mapping")
     return state
 
 

@@ -852,7 +852,7 @@ class _Planner:
                     job.id,
                     source,
                     state.get("name"),
-                    kwargs.get("workflow_name") if isinstance(kwargs, dict) else None,
+                    kwargs.get("workflow_name"),
                     triggers.describe(state["trigger"]),
                     when,
                     None if source != "decorator" else f"func {state['func']}",

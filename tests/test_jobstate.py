@@ -209,6 +209,7 @@ def test_what_is_not_a_version_1_job_is_refused_naming_why() -> None:
     assert refused(dumped(lacking)) == "job_state lacks coalesce, name"
     assert refused(dumped({**state, "trigger": "interval"})) == "job_state trigger is not an APScheduler trigger"
     assert refused(dumped({**state, "func": None})) == "job_state func is not a text reference"
+    assert refused(dumped({**state, "kwargs": ["task_clean_up_tasks"]})) == "job_state kwargs is not a mapping"
 
 
 def test_a_row_rewritten_with_repickle_is_what_apscheduler_would_write() -> None:
