@@ -451,9 +451,29 @@ def test_max_deletes_allows_exactly_the_limit() -> None:
 
 def test_an_empty_desired_set_is_refused_unless_allowed() -> None:
     live = reconcile([desired("a")])
-    assert "refusing to delete them all" in compute_plan([], live, SETTINGS, NOW).errors[0]
+    assert compute_plan([], live, SETTINGS, NOW).errors == (
+        "the schedules directory declares nothing but the ledger owns 1 schedule(s): "
+        "refusing to delete them all (pass --allow-empty if that is intended)",
+    )
     assert not compute_plan([], live, replace(SETTINGS, allow_empty=True), NOW).errors
     assert not compute_plan([], EMPTY, SETTINGS, NOW).errors  # nothing owned, nothing refused
+
+
+def test_a_plan_names_its_namespace_time_and_orchestrator_core_generation() -> None:
+    settings = replace(SETTINGS, namespace="team-x", orchestrator="orchestrator-core 4.x (alembic_version)")
+    plan = compute_plan([desired("a")], EMPTY, settings, NOW)
+    assert (plan.namespace, plan.computed_at, plan.orchestrator) == (
+        "team-x",
+        "2026-06-01T12:00:00+00:00",
+        "orchestrator-core 4.x (alembic_version)",
+    )
+
+
+def test_a_moved_from_naming_a_key_that_is_still_its_own_is_no_rename() -> None:
+    # b exists already: its moved_from a is stale, and a (gone from the files) is deleted as any other key
+    live = reconcile([desired("a"), desired("b")])
+    plan = plan_of([desired("b", moved_from="a")], live)
+    assert [(c.key, c.action) for c in plan.changes] == [("a", Action.DELETE), ("b", Action.NOOP)]
 
 
 def test_a_missing_or_soft_deleted_workflow_is_an_error() -> None:
@@ -545,6 +565,7 @@ def test_foreign_rows_are_listed_with_their_workflow_and_next_run() -> None:
     plan = compute_plan([], replace(EMPTY, jobs=(api,)), SETTINGS, NOW)
     (listed,) = plan.unmanaged
     assert (listed.source, listed.workflow_name, listed.name) == ("api", "task_b", "Made elsewhere")
+    assert listed.trigger == "every 2 hours"
     assert listed.next_run_time == "2026-06-01T12:00:00+00:00"
 
 
