@@ -153,9 +153,13 @@ def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, f
     git_repo(repo)
     apply_argv = ["reconcile", "schedules.d", "--guard-seconds", "0", "--max-deletes", str(n)]
     applies: list[Run] = []
-    for _ in range(repeat):  # each into a fresh database
+    add_job: list[float] = []
+    for _ in range(repeat):  # each into a fresh database; orchestrator-core's path right after, alternating
         with database("postgres", work) as url:
             applies.append(run_process([*SCHEDULES, *apply_argv, "--db", url], repo))
+        if with_add_job:
+            with database("postgres", work) as url:
+                add_job.append(add_job_baseline(url, repo / "schedules.d", datetime.now(UTC)))
     results: dict[str, float] = {
         "apply": median(applies),
         "apply_cpu": median_cpu(applies),
@@ -174,11 +178,7 @@ def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, f
             warm=False,
         )
         results |= medians(runs)
-    if with_add_job:
-        add_job = []
-        for _ in range(repeat):
-            with database("postgres", work) as url:
-                add_job.append(add_job_baseline(url, repo / "schedules.d", datetime.now(UTC)))
+    if add_job:
         results["add_job"] = statistics.median(add_job)
     return results
 
