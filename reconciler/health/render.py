@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.health.core import HealthReport, Liveness, ScheduleHealth
-from reconciler.json_text import dumps_indented
 
 FORMAT_VERSION = 1
 MISSED_LISTED = 5  # instants listed per schedule in text and Markdown (JSON lists them all)
@@ -261,4 +261,4 @@ def as_dict(report: HealthReport) -> dict[str, Any]:
 
 
 def render_json(report: HealthReport) -> list[str]:
-    return [dumps_indented(as_dict(report))]
+    return [json.dumps(as_dict(report), indent=2)]
