@@ -1,7 +1,7 @@
 """Mutation run over the pure core's decisions: plan, the hold rule (guard), crontab, the row digests
 (state, jobstate).
 
-    nice -n 15 python -m bench.mutation --max-children 1   # fresh run (about 40 min on one core), then the score
+    nice -n 15 python -m bench.mutation --max-children 1   # fresh run, then the score (14 min on one core)
     python -m bench.mutation --report                      # only the score of the last run
     python -m bench.mutation --rerun                       # what changed, then the survivors again (new tests)
     python -m bench.mutation --report --diffs              # and write each survivor's diff
