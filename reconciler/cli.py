@@ -520,8 +520,8 @@ def run_command(
     gracefully: no new starts, starts under way finish, exit 0. Logs are structured, one line per start.
     """
     from reconciler import database_url
-    from reconciler.runner import RunnerOptions, run_runner, runnable
-    from reconciler.starters import StarterConfigError, StarterOptions, make_starter
+    from reconciler.runner.runner import RunnerOptions, run_runner, runnable
+    from reconciler.runner.starters import StarterConfigError, StarterOptions, make_starter
     from reconciler.terminal import human_logs_wanted
 
     if log_format not in ("auto", "json", "console"):
@@ -598,8 +598,8 @@ def force_command(
     from reconciler import database_url
     from reconciler.commands.force import run_force
     from reconciler.deadline import bounded
-    from reconciler.runner import runnable
-    from reconciler.starters import StarterOptions
+    from reconciler.runner.runner import runnable
+    from reconciler.runner.starters import StarterOptions
 
     with bounded(timeout):
         return run_force(

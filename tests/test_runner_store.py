@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 from reconciler import store
 from reconciler.apply import prepare
 from reconciler.jobstate import ORCHESTRATOR_FUNC, build_job_row, load_job_state, repickle, utc_timestamp
-from reconciler.leader import LeadershipLost, PostgresLeader, SqliteLeader, make_leader
-from reconciler.runner import Runner, RunnerOptions
-from reconciler.runner_store import RunnerJobStore, StartGate, StoredJob
-from reconciler.starters import StartRequest, StartResult
+from reconciler.runner.job_store import RunnerJobStore, StartGate, StoredJob
+from reconciler.runner.leader import LeadershipLost, PostgresLeader, SqliteLeader, make_leader
+from reconciler.runner.runner import Runner, RunnerOptions
+from reconciler.runner.starters import StartRequest, StartResult
 
 
 @dataclass

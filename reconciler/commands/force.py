@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from reconciler import store
 from reconciler.exit_codes import CommandResult
 from reconciler.jobstate import ORCHESTRATOR_FUNC
-from reconciler.starters import StarterConfigError, StarterOptions, StartError, StartRequest, make_starter
+from reconciler.runner.starters import StarterConfigError, StarterOptions, StartError, StartRequest, make_starter
 from reconciler.suggest import did_you_mean
 
 

@@ -38,13 +38,13 @@ from sqlalchemy.engine import Engine
 
 from reconciler import store
 from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC
-from reconciler.leader import Leader, LeadershipLost, make_leader
-from reconciler.runner_store import RunnerJobStore, StartGate, StoredJob
-from reconciler.starters import Starter, StartError, StartRequest, describe_starter
+from reconciler.runner.job_store import RunnerJobStore, StartGate, StoredJob
+from reconciler.runner.leader import Leader, LeadershipLost, make_leader
+from reconciler.runner.starters import Starter, StartError, StartRequest, describe_starter
 from reconciler.terminal import colour_wanted
 
 if TYPE_CHECKING:
-    from reconciler.runner_metrics import RunnerMetrics
+    from reconciler.runner.metrics import RunnerMetrics
 
 log = structlog.get_logger("reconciler.runner")
 
@@ -380,7 +380,7 @@ def _serve_metrics(options: RunnerOptions) -> RunnerMetrics:
     """/metrics on --metrics HOST:PORT: this runner's counters, and `health`'s gauges read per scrape."""
     from reconciler.commands.health import HealthOptions, collect, parse_listen
     from reconciler.health.metrics import serve
-    from reconciler.runner_metrics import RunnerMetrics
+    from reconciler.runner.metrics import RunnerMetrics
 
     metrics = RunnerMetrics()
     host, port = parse_listen(options.metrics_listen or "")
