@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import pickle
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,34 @@ def test_a_combining_trigger_naming_another_sub_trigger_class_is_refused() -> No
         state = load_job_state(a_row(trigger))
         assert type(state["trigger"]) is type(trigger) and str(state["trigger"]) == str(trigger)
         assert pickle.dumps(state["trigger"], pickle.HIGHEST_PROTOCOL) == pickle.dumps(trigger, pickle.HIGHEST_PROTOCOL)
+
+
+def test_a_sub_trigger_entry_that_is_no_pair_is_refused_before_anything_is_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The base class unpacks each entry as (class reference, state) and imports the reference. A mapping whose
+    # item 0 is an allowed class would pass a check that indexed it, while unpacking it yields its *keys*: the
+    # first key, a module named by the row, would be imported. Only a real pair is looked at.
+    probe = f"reconciler_probe_{os.getpid()}"
+    marker = tmp_path / "imported"
+    (tmp_path / f"{probe}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    state = load_job_state(a_row(built(SPECS[11])))
+    combining = type(state["trigger"])
+    real_getstate = combining.__getstate__
+
+    def forged(self: Any) -> dict[str, Any]:
+        forged_state: dict[str, Any] = real_getstate(self)
+        forged_state["triggers"] = [{f"{probe}:Anything": 1, 0: "apscheduler.triggers.interval:IntervalTrigger"}]
+        return forged_state
+
+    monkeypatch.setattr(combining, "__getstate__", forged)
+    blob = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+    monkeypatch.undo()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert refused(blob) == "cannot unpickle job_state: sub-trigger class None is not allowed"
+    assert not marker.exists()
+    assert probe not in sys.modules
 
 
 def test_what_is_not_a_version_1_job_is_refused_naming_why() -> None:
