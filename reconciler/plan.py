@@ -415,24 +415,21 @@ class _Planner:
         change = self._plan_desired(desired, renamed_from)
         if desired.replaces_job_id and desired.replaces_job_id != change.schedule_id:
             change = self._take_over(change, desired)
-        # The comparison labels its changes with the new owner already: then this copies nothing.
-        change = _evolve(change, new_owner=self.settings.source)
-        return self._owned(change, self.ledger.get(desired.key) or renamed_from)
+        return self._adopted(change)
 
-    def _owned(self, change: Change, entry: LedgerEntry | None) -> Change:
-        """Label a change with the source that owns its entry; `--adopt-from` moves it to ours (`< adopt`)."""
-        if entry is None or entry.source is None:
+    def _adopted(self, change: Change) -> Change:
+        """`--adopt-from`: a change to an entry that source owns moves the entry to ours (`< adopt`).
+
+        Every change is labelled with its entry's owner where it is built (`_compare`, `_plan_removed`).
+        """
+        owner, ours = change.owner, self.settings.source
+        if owner is None or owner == ours or owner != self.settings.adopt_from or change.action is Action.DELETE:
             return change
-        change = _evolve(change, owner=entry.source)
-        ours = self.settings.source
-        if entry.source != ours and entry.source == self.settings.adopt_from and change.action is not Action.DELETE:
-            moved = FieldChange("owner", entry.source, ours)
-            return replace(
-                change,
-                action=Action.ADOPT if change.action is Action.NOOP else change.action,
-                fields=(*change.fields, moved),
-            )
-        return change
+        return replace(
+            change,
+            action=Action.ADOPT if change.action is Action.NOOP else change.action,
+            fields=(*change.fields, FieldChange("owner", owner, ours)),
+        )
 
     def ownership_errors(self, changes: Sequence[Change]) -> None:
         """Refuse a plan that would change or delete what another source owns, with the ways out."""
@@ -795,7 +792,7 @@ class _Planner:
 
     # -- ledger entries that are no longer declared ---------------------------------------------------
     def plan_removed(self, entry: LedgerEntry) -> Change:
-        return self._owned(self._plan_removed(entry), entry)
+        return self._adopted(self._plan_removed(entry))
 
     def _plan_removed(self, entry: LedgerEntry) -> Change:
         live = self.jobs.get(entry.schedule_id)
@@ -813,13 +810,14 @@ class _Planner:
         if entry.protect:
             kept = ("protect: true — removed from the files but kept; set protect: false to delete it",)
             return Change(entry.key, Action.NOOP, entry.schedule_id, before=before, source=source,
-                          next_runs_before=runs, warnings=kept)  # fmt: skip
+                          next_runs_before=runs, warnings=kept, owner=entry.source)  # fmt: skip
         return Change(
             key=entry.key,
             action=Action.DELETE,
             schedule_id=entry.schedule_id,
             before=before,
             source=source,
+            owner=entry.source,
             next_runs_before=runs,
             remove_row=live is not None,
             ledger=LedgerRecord.FORGET,
