@@ -322,6 +322,16 @@ def test_adopt_from_takes_each_kind_of_change_over() -> None:
     assert {e.key: e.source for e in after.ledger} == {"same": OURS, "renamed": OURS}
 
 
+def test_a_protected_schedule_removed_from_the_files_is_labelled_with_its_owner_and_adopted_as_kept() -> None:
+    live = owned_by(THEIRS, "kept", protect=True)
+    (left,) = plan_as(live, [], allow_empty=True).changes  # not ours, not deleted: listed with its owner
+    assert (left.key, left.action, left.owner, left.fields) == ("kept", Action.NOOP, THEIRS, ())
+    (taken,) = plan_as(live, [], allow_empty=True, adopt_from=THEIRS).changes
+    assert (taken.action, taken.owner) == (Action.ADOPT, THEIRS)
+    assert [(f.name, f.before, f.after) for f in taken.fields] == [("owner", THEIRS, OURS)]
+    assert taken.remove_row is False
+
+
 def test_adopt_from_another_source_than_the_owner_adopts_nothing() -> None:
     plan = compute_plan(
         [memory_db.desired("a")],
