@@ -365,3 +365,7 @@ def test_entries_recorded_before_sources_are_counted_in_one_warning() -> None:
     )
     assert renamed.warnings == ()  # no "0 schedule(s)" note: the renamed entry is the rename's
     assert plan_as(owned_by(OURS, "a", "b"), ["a", "b", "c"]).warnings == ()
+    # Taken over by the warning alone: no owner field, no adoption; a new key has no owner to move either.
+    by_key = {c.key: c for c in plan.changes}
+    assert [(c.action, c.owner, c.fields) for c in (by_key["a"], by_key["b"])] == [(Action.NOOP, None, ())] * 2
+    assert (by_key["c"].action, by_key["c"].owner, [f.name for f in by_key["c"].fields]) == (Action.CREATE, None, [])
