@@ -11,8 +11,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
@@ -24,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 from reconciler import guard, interrupts, migrate, reads, store, triggers
 from reconciler.apply_settings import ApplySettings as ApplySettings  # re-exported: callers say applier.X
 from reconciler.apply_settings import Provenance as Provenance
+from reconciler.frozen import evolve
 from reconciler.jobstate import JobRow, build_job_row
 from reconciler.plan import Change, LedgerRecord, Plan, PlanSettings
 from reconciler.spec import DesiredSchedule
@@ -109,10 +111,10 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
         out.ledger_remove.extend((settings.namespace, key) for key in change.ledger_drop)
         entry = change.ledger_entry
         if entry is not None and change.ledger in (LedgerRecord.APPLIED, LedgerRecord.KEPT_COMMIT):
-            if written is not None:
-                entry = replace(entry, row_hash=written.row_hash)
+            updates: dict[str, Any] = {} if written is None else {"row_hash": written.row_hash}
             if change.ledger is LedgerRecord.APPLIED:
-                entry = replace(entry, applied_commit=apply.provenance.commit, applied_author=apply.provenance.author)
+                updates.update(applied_commit=apply.provenance.commit, applied_author=apply.provenance.author)
+            entry = evolve(entry, **updates) if updates else entry
             out.ledger.append(entry)
     return out
 
