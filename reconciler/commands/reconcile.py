@@ -62,7 +62,12 @@ class Outcome(CommandResult):
 
     plan: Plan | None = None
     origins: dict[str, str] = field(default_factory=dict)  # key → "branch" | "elsewhere" (with --base)
-    digest: str | None = None  # review_digest(plan)
+
+    @property
+    def digest(self) -> str | None:
+        """review_digest(plan), computed when asked: the Action and tests ask, a terminal never does (it costs
+        ~0.1 s at 10,000 changes)."""
+        return review_digest(self.plan) if self.plan is not None else None
 
 
 ORIGIN_LABELS = {provenance.BRANCH: "this branch", provenance.ELSEWHERE: "elsewhere"}
@@ -121,20 +126,29 @@ def _warning_lines(warnings: list[Problem], fmt: str) -> list[str]:
     return [format_problems(warnings, "github" if fmt == "github" else "text")]
 
 
-def _completed_keys(options: ReconcileOptions, settings: PlanSettings, reader: reads.Reader | None) -> frozenset[str]:
-    """Owned keys whose job row is gone: a fired `date` schedule among them is complete, not invalid."""
+def _completed_keys(
+    options: ReconcileOptions, settings: PlanSettings, reader: reads.Reader | None, engine: Any
+) -> frozenset[str]:
+    """Owned keys whose job row is gone: a fired `date` schedule among them is complete, not invalid.
+
+    Read through the dry run's reader, or the apply's own engine (one engine, one connection, per run)."""
     try:
         if reader is not None:
             with reader.transaction():
                 return reads.absent_keys(reader, settings.namespace)
         from reconciler import store
 
-        engine = store.connect(options.db_url, read_only=True)
-        try:
+        if engine is not None and not store.is_sqlite(engine):
             with engine.connect() as conn, conn.begin():
                 return store.absent_keys(conn, settings.namespace)
+        # A dry run over a URL only SQLAlchemy reads, or SQLite read-only: a file that is not there yet is not
+        # created by reading it (files that fail validation leave no database behind).
+        read_only = store.connect(options.db_url, read_only=True)
+        try:
+            with read_only.connect() as conn, conn.begin():
+                return store.absent_keys(conn, settings.namespace)
         finally:
-            engine.dispose()
+            read_only.dispose()
     except Exception as exc:
         if not reads.is_database_error(exc):
             raise
@@ -165,15 +179,23 @@ def run(options: ReconcileOptions) -> Outcome:
     if options.base and not options.dry_run:
         return Outcome(1, err=["error: --base goes with --dry-run"])
     reader = reads.open_read_only(options.db_url, timeout=options.apply.lock_timeout) if options.dry_run else None
+    engine = None
+    if not options.dry_run:  # the apply's one engine: it also reads the completed keys before validation
+        from reconciler import store
+
+        engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
     try:
-        return _run(options, reader, now, target)
+        return _run(options, reader, engine, now, target)
     finally:
         if reader is not None:
             reader.close()
+        if engine is not None:
+            engine.dispose()
 
 
-def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, target: str) -> Outcome:
-    """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads)."""
+def _run(options: ReconcileOptions, reader: reads.Reader | None, engine: Any, now: datetime, target: str) -> Outcome:
+    """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads) or the
+    apply's engine."""
     settings = options.settings
     expected = None
     warnings: list[Problem] = []  # validation warnings (DST, weekday numbering): shown with the plan
@@ -191,7 +213,7 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
             loaded = load_desired(
                 options.directory,
                 now=now,
-                completed=_completed_keys(options, settings, reader),
+                completed=_completed_keys(options, settings, reader, engine),
                 follow_symlinks_outside=options.follow_symlinks_outside,
             )
             if not loaded.ok:
@@ -212,24 +234,24 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
     if not options.dry_run and git is not None and options.apply.provenance.commit is None:
         options = replace(options, apply=replace(options.apply, provenance=Provenance(git.recorded_commit, git.author)))
     if options.dry_run:
-        engine = None
+        read_only = None
         if reader is None:  # a URL only SQLAlchemy reads; a URL it cannot read either fails here, as its own error
             from reconciler import store
 
-            engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
+            read_only = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
         try:
-            settled = _settled(options, reader, engine, desired, settings)
+            settled = _settled(options, reader, read_only, desired, settings)
             if isinstance(settled, Outcome):
                 return settled
             settings = settled
-            plan = _dry_run_plan(reader, engine, desired, settings, now)
+            plan = _dry_run_plan(reader, read_only, desired, settings, now)
         except Exception as exc:  # the database edge: one clear line, never a traceback
             if not reads.is_database_error(exc):
                 raise
             return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
         finally:
-            if engine is not None:
-                engine.dispose()
+            if read_only is not None:
+                read_only.dispose()
         if expected and plan.fingerprint != expected:
             return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
         origins: dict[str, str] = {}
@@ -256,11 +278,9 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
             (err if options.fmt in ("json", "markdown") else out).append(saved)
         code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
         err = _warning_lines(warnings, options.fmt) + err
-        return Outcome(code, out=out, err=err, plan=plan, origins=origins, digest=review_digest(plan))
+        return Outcome(code, out=out, err=err, plan=plan, origins=origins)
     from reconciler import apply as applier
-    from reconciler import store
 
-    engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
     try:
         settled = _settled(options, None, engine, desired, settings)
         if isinstance(settled, Outcome):
@@ -310,14 +330,11 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, now: datetime, 
             out=out,
             err=_warning_lines(warnings, options.fmt),
             plan=result.plan,
-            digest=review_digest(result.plan),
         )
     except Exception as exc:  # the database edge: one clear line, never a traceback
         if not reads.is_database_error(exc):
             raise
         return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
-    finally:
-        engine.dispose()
 
 
 def _settled(
@@ -406,6 +423,5 @@ def _check_reviewed(
                 "nothing applied"
             ],
             plan=plan,
-            digest=digest,
         )
     return plan.fingerprint
