@@ -1,0 +1,82 @@
+"""frozen.evolve is dataclasses.replace for the planner's records, and refuses what a __dict__ copy cannot be."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.frozen import evolve
+from reconciler.plan import Action, Change, FieldChange
+from reconciler.state import LedgerEntry, LiveJob
+
+
+@given(
+    action=st.sampled_from(list(Action)),
+    warnings=st.lists(st.text(max_size=5), max_size=3).map(tuple),
+    drift=st.booleans(),
+    links=st.lists(st.uuids().map(str), max_size=2).map(tuple),
+)
+def test_evolve_equals_replace_on_a_change(
+    action: Action, warnings: tuple[str, ...], drift: bool, links: tuple[str, ...]
+) -> None:
+    base = Change(key="k", action=Action.NOOP, schedule_id="id", fields=(FieldChange("name", "a", "b"),))
+    updates: dict[str, Any] = {"action": action, "warnings": warnings, "drift": drift, "links_add": links}
+    evolved = evolve(base, **updates)
+    assert evolved == replace(base, **updates)
+    assert evolved is not base and base.action is Action.NOOP  # the original is untouched
+
+
+def test_evolve_equals_replace_on_a_ledger_entry() -> None:
+    entry = LedgerEntry("default", "k", "id", "task_x", "s" * 64, None, True, False)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    updates: dict[str, Any] = {"row_hash": "r" * 64, "applied_commit": "abc", "applied_at": at}
+    assert evolve(entry, **updates) == replace(entry, **updates)
+
+
+def test_an_unknown_field_is_refused_as_replace_refuses_it() -> None:
+    change = Change(key="k", action=Action.NOOP, schedule_id="id")
+    with pytest.raises(TypeError, match="no field actoin"):
+        evolve(change, actoin=Action.CREATE)
+
+
+def test_a_class_with_cached_properties_is_refused() -> None:
+    # A copied __dict__ would carry row_hash computed from the old next_run_time.
+    job = LiveJob("id", 1.0, (), "d" * 64)
+    assert job.row_hash
+    with pytest.raises(TypeError, match="caches properties"):
+        evolve(job, next_run_time=2.0)
+
+
+def test_classes_with_post_init_or_slots_are_refused() -> None:
+    @dataclass(frozen=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self) -> None:
+            if self.value < 0:
+                raise ValueError("negative")
+
+    @dataclass(frozen=True, slots=True)
+    class Slotted:
+        value: int
+
+    with pytest.raises(TypeError, match="not a plain dataclass"):
+        evolve(Checked(1), value=-1)
+    with pytest.raises(TypeError, match="not a plain dataclass"):
+        evolve(Slotted(1), value=2)
+
+
+def test_only_dataclasses() -> None:
+    class Plain:
+        @functools.cached_property
+        def x(self) -> int:
+            return 1
+
+    with pytest.raises(TypeError, match="not a plain dataclass"):
+        evolve(Plain(), x=2)
