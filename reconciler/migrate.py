@@ -55,9 +55,39 @@ def _config(conn: Connection) -> Config:
 
 
 def upgrade(conn: Connection) -> None:
-    """Run pending migrations on `conn` (own version table; orchestrator-core's is never touched)."""
+    """Run pending migrations on `conn` (own version table; orchestrator-core's is never touched).
+
+    A database with none of our tables yet (a first apply) gets them at the newest revision straight from
+    `store.ledger_metadata`, stamped with that revision, as alembic's own recipe for a new database does:
+    the same tables, without importing alembic (~70 ms). Anything older is migrated by alembic.
+    """
     if at_head(conn):
+        return
+    if _create_at_head(conn):
         return
     from alembic import command
 
     command.upgrade(_config(conn), "head")
+
+
+def _create_at_head(conn: Connection) -> bool:
+    """Create our tables at the newest revision on a database that has none of them; False: not such a one."""
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect
+
+    from reconciler.store import ledger_metadata
+
+    heads = head_revisions()
+    present = set(inspect(conn).get_table_names())
+    if len(heads) != 1 or present & {VERSION_TABLE, *ledger_metadata.tables}:
+        return False
+    ledger_metadata.create_all(conn)
+    # The version table exactly as alembic creates it (name, column, primary key constraint).
+    version = Table(
+        VERSION_TABLE,
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"),
+    )
+    version.create(conn)
+    conn.execute(version.insert(), [{"version_num": next(iter(heads))}])
+    return True

@@ -90,6 +90,8 @@ workflows_apscheduler_jobs = Table(
     UniqueConstraint("workflow_id", "schedule_id", name="uq_workflow_schedule"),
 )
 
+# The reconciler's own tables exactly as its migrations (migrations/versions) leave them at the newest
+# revision: a database that has none of them gets them created from here (tests/test_migrate.py).
 ledger_metadata = MetaData()
 
 ledger = Table(
@@ -111,6 +113,19 @@ ledger = Table(
     Column("source", String, nullable=True),  # migration 0003: the source that applied the entry
     PrimaryKeyConstraint("namespace", "key", name="pk_reconciler_ledger"),
     UniqueConstraint("schedule_id", name="uq_reconciler_ledger_schedule_id"),
+)
+
+LEASE_TABLE = "reconciler_runner_lease"
+# The runner's leader lease (migration 0002): reconciler.runner.leader reads and renews it.
+runner_lease = Table(
+    LEASE_TABLE,
+    ledger_metadata,
+    Column("name", String(100), nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("acquired_at", Float(53), nullable=False),
+    Column("renewed_at", Float(53), nullable=False),
+    Column("expires_at", Float(53), nullable=False),
+    PrimaryKeyConstraint("name", name="pk_reconciler_runner_lease"),
 )
 
 

@@ -28,26 +28,15 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Column, Float, MetaData, PrimaryKeyConstraint, String, Table, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconciler.apply import NOTIFY_CHANNEL
+from reconciler.store import LEASE_TABLE as LEASE_TABLE
+from reconciler.store import runner_lease
 
-LEASE_TABLE = "reconciler_runner_lease"
 LEASE_NAME = "runner"
 RUNNER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"reconciler runner").digest()[:8], "big", signed=True)
-
-lease_metadata = MetaData()
-runner_lease = Table(
-    LEASE_TABLE,
-    lease_metadata,
-    Column("name", String(100), nullable=False),
-    Column("holder", String(200), nullable=False),
-    Column("acquired_at", Float(53), nullable=False),
-    Column("renewed_at", Float(53), nullable=False),
-    Column("expires_at", Float(53), nullable=False),
-    PrimaryKeyConstraint("name", name="pk_reconciler_runner_lease"),
-)
 
 
 class LeadershipLost(Exception):
