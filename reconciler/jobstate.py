@@ -15,6 +15,7 @@ import functools
 import hashlib
 import io
 import pickle
+from calendar import timegm
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -164,8 +165,6 @@ def utc_timestamp(moment: datetime | None) -> float | None:
         return None
     utc = moment.astimezone(UTC)
     # APScheduler: timegm(utctimetuple()) + microsecond / 1e6 — reproduced so the floats are identical.
-    from calendar import timegm
-
     return timegm(utc.utctimetuple()) + utc.microsecond / 1_000_000
 
 

@@ -6,15 +6,26 @@ plan into writes, and tests/memory_db.py carries them out with the real schema's
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler import triggers
 from reconciler.apply import ApplySettings, Provenance, _collect
 from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, build_job_row, utc_timestamp
-from reconciler.plan import FORMAT_UPGRADE, Action, LedgerRecord, PlanSettings, compute_plan, schedule_id_for
+from reconciler.plan import (
+    FORMAT_UPGRADE,
+    Action,
+    LedgerRecord,
+    PlanSettings,
+    compute_plan,
+    namespace_uuid,
+    schedule_id_for,
+)
 from reconciler.spec import DesiredSchedule, SourceLocation
 from reconciler.state import LiveJob, LiveState
 from tests.memory_db import (
@@ -991,3 +1002,16 @@ def test_a_foreign_rows_inputs_may_hold_any_readable_value_in_any_key_order() ->
     assert one.fingerprint == other.fingerprint
     changed = compute_plan([], replace(EMPTY, jobs=(api_row({"b": 3, "a": 1, "when": when}),)), SETTINGS, NOW)
     assert changed.fingerprint != one.fingerprint
+
+
+@given(namespace=st.one_of(st.text(max_size=20), st.uuids().map(str)), key=st.text(max_size=40))
+def test_a_new_schedule_id_is_uuid5_of_namespace_and_key(namespace: str, key: str) -> None:
+    # orchestrator-core's REST API needs a UUID; ids of applied schedules must never change meaning.
+    try:
+        wanted = str(uuid.uuid5(namespace_uuid(namespace), key))
+    except UnicodeEncodeError:  # a lone surrogate: neither can encode it
+        with pytest.raises(UnicodeEncodeError):
+            schedule_id_for(namespace, key)
+        return
+    assert schedule_id_for(namespace, key) == wanted
+    assert schedule_id_for("default", "a") == "0af4d73d-1d8e-57cf-a219-7a4afd798433"  # as ledgers recorded it
