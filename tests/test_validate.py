@@ -135,6 +135,31 @@ def test_date_in_the_past(tmp_path: Path) -> None:
     assert "past" in line
 
 
+class AskedKeys:
+    """A `completed` container that records which keys validation asked about."""
+
+    def __init__(self, keys: set[str]) -> None:
+        self.keys, self.asked = keys, []
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.append(key)
+        return key in self.keys
+
+
+def test_completed_keys_are_asked_only_about_a_past_run_date(tmp_path: Path) -> None:
+    # reconcile reads the completed keys from the database on first use: a run without a past date never does.
+    past = GOOD.replace("interval", "date").replace("{hours: 1}", "{run_date: '2020-01-01T00:00:00'}")
+    write(tmp_path, "future.yaml", GOOD.replace("key: ok", "key: later"))
+    completed = AskedKeys(set())
+    assert load_desired(tmp_path, now=NOW, completed=completed).ok
+    assert completed.asked == []
+    write(tmp_path, "past.yaml", past)
+    completed = AskedKeys({"ok"})
+    result = load_desired(tmp_path, now=NOW, completed=completed)
+    assert result.ok and completed.asked == ["ok"]  # fired: complete, not an error
+    assert not load_desired(tmp_path, now=NOW, completed=AskedKeys(set())).ok
+
+
 def test_empty_file(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", "# nothing here\n")
     assert only_error(tmp_path) == "a.yaml:1:1: error: file is empty"

@@ -126,6 +126,22 @@ def _warning_lines(warnings: list[Problem], fmt: str) -> list[str]:
     return [format_problems(warnings, "github" if fmt == "github" else "text")]
 
 
+class CompletedKeys:
+    """The keys of fired `date` schedules, read the first time validation asks about one.
+
+    Validation asks only about a schedule whose run_date has passed: most runs never read them.
+    """
+
+    def __init__(self, read: Callable[[], frozenset[str]]) -> None:
+        self._read = read
+        self._keys: frozenset[str] | None = None
+
+    def __contains__(self, key: object) -> bool:
+        if self._keys is None:
+            self._keys = self._read()
+        return key in self._keys
+
+
 def _completed_keys(
     options: ReconcileOptions, settings: PlanSettings, reader: reads.Reader | None, engine: Any
 ) -> frozenset[str]:
@@ -213,7 +229,7 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, engine: Any, no
             loaded = load_desired(
                 options.directory,
                 now=now,
-                completed=_completed_keys(options, settings, reader, engine),
+                completed=CompletedKeys(lambda: _completed_keys(options, settings, reader, engine)),
                 follow_symlinks_outside=options.follow_symlinks_outside,
             )
             if not loaded.ok:

@@ -7,7 +7,7 @@ every problem carries the file position it came from. Nothing here touches a dat
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,7 +98,7 @@ PAST_RUN_DATE = "is in the past: it would never run"
 
 
 def _check_file(
-    loaded: LoadedFile, now: datetime, out: DesiredSet, completed: frozenset[str] = frozenset()
+    loaded: LoadedFile, now: datetime, out: DesiredSet, completed: Container[str] = frozenset()
 ) -> list[tuple[DesiredSchedule, PathKey]]:
     """Validate one parsed file; returns its resolved schedules with their path in the file."""
     doc = loaded.value
@@ -150,9 +150,10 @@ def _check_file(
                 out.problems.append(bad)
                 continue
         problems = triggers.trigger_problems(desired.trigger, desired.trigger_kwargs, desired.timezone, now=now)
-        if desired.key in completed:
+        past = [p for p in problems if p[1][-1:] == ("run_date",) and PAST_RUN_DATE in p[2]]
+        if past and desired.key in completed:  # asked only here: a reader may fetch the keys on first use
             # A date schedule that already fired is complete (its row removed itself), not an error.
-            problems = [p for p in problems if not (p[1][-1:] == ("run_date",) and PAST_RUN_DATE in p[2])]
+            problems = [p for p in problems if p not in past]
         for severity, where, message in problems:
             loc: PathKey = (*base, "trigger_kwargs", *where) if where else (*base, "trigger")
             line, col = loaded.positions.locate(loc)
@@ -168,13 +169,14 @@ def load_desired(
     directory: Path,
     *,
     now: datetime,
-    completed: frozenset[str] = frozenset(),
+    completed: Container[str] = frozenset(),
     follow_symlinks_outside: bool = False,
 ) -> DesiredSet:
     """Read and check every schedule file below `directory` (no database needed).
 
     `completed`: keys whose `date` schedule the ledger shows as already fired; their past run_date is
-    not an error (reconcile and `validate --db` know them, a plain `validate` cannot).
+    not an error (reconcile and `validate --db` know them, a plain `validate` cannot). Asked only about a
+    schedule whose run_date has passed, so it may read the database on first use.
     `follow_symlinks_outside`: read symlinks whose target is outside `directory` instead of failing.
     """
     out = DesiredSet()
