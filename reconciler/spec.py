@@ -48,6 +48,9 @@ class FileDefaults(_Strict):
     protect: bool | None = None
 
 
+_NO_DEFAULTS = FileDefaults()  # a file without `defaults:` (read only: every field None)
+
+
 class ReplacesSpec(_Strict):
     """A job a legacy decorator wrote, which this schedule takes over (written by `load-initial-schedule`)."""
 
@@ -165,16 +168,17 @@ class DesiredSchedule:
         return ", ".join(map(repr, parts))
 
 
+def _pick(own: Any, file_default: Any, fallback: Any) -> Any:
+    if own is not None:
+        return own
+    if file_default is not None:
+        return file_default
+    return fallback
+
+
 def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLocation) -> DesiredSchedule:
     """Apply file defaults, then global defaults: absent means default, never "as in the database"."""
-    d = defaults or FileDefaults()
-
-    def pick(own: Any, file_default: Any, fallback: Any) -> Any:
-        if own is not None:
-            return own
-        if file_default is not None:
-            return file_default
-        return fallback
+    d = defaults or _NO_DEFAULTS
 
     return DesiredSchedule(
         key=spec.key,
@@ -182,13 +186,13 @@ def resolve(spec: ScheduleSpec, defaults: FileDefaults | None, source: SourceLoc
         name=spec.name,
         trigger=spec.trigger,
         trigger_kwargs=dict(spec.trigger_kwargs),
-        timezone=pick(spec.timezone, d.timezone, DEFAULT_TIMEZONE),
-        user_inputs=pick(spec.user_inputs, d.user_inputs, [dict(x) for x in DEFAULT_USER_INPUTS]),
-        enabled=pick(spec.enabled, d.enabled, True),
-        misfire_grace_time=pick(spec.misfire_grace_time, d.misfire_grace_time, DEFAULT_MISFIRE_GRACE_TIME),
-        coalesce=pick(spec.coalesce, d.coalesce, DEFAULT_COALESCE),
-        max_instances=pick(spec.max_instances, d.max_instances, DEFAULT_MAX_INSTANCES),
-        protect=pick(spec.protect, d.protect, False),
+        timezone=_pick(spec.timezone, d.timezone, DEFAULT_TIMEZONE),
+        user_inputs=_pick(spec.user_inputs, d.user_inputs, [dict(x) for x in DEFAULT_USER_INPUTS]),
+        enabled=_pick(spec.enabled, d.enabled, True),
+        misfire_grace_time=_pick(spec.misfire_grace_time, d.misfire_grace_time, DEFAULT_MISFIRE_GRACE_TIME),
+        coalesce=_pick(spec.coalesce, d.coalesce, DEFAULT_COALESCE),
+        max_instances=_pick(spec.max_instances, d.max_instances, DEFAULT_MAX_INSTANCES),
+        protect=_pick(spec.protect, d.protect, False),
         moved_from=spec.moved_from,
         schedule_id=spec.schedule_id,
         source=source,
