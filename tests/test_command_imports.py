@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 
-from reconciler import migrate
+from reconciler import migrate, store
 from tests.conftest import init_compatible
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +51,16 @@ def test_only_a_migration_imports_alembic(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'schedules.db'}"
     schedules = str(REPO / "schedules.d")
     code, first = loaded_by("reconcile", schedules, "--db", db, cwd=tmp_path)
-    assert code == 0 and "alembic" in first  # a new database: the ledger is created by its migration
+    # A new database: the ledger is created at the newest revision from the metadata (tests/test_migrate.py).
+    assert code == 0 and "alembic" not in first and "sqlalchemy" in first
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    engine = store.connect(older)
+    with store.write_transaction(engine) as conn:
+        store.create_compatible_tables(conn)
+        command.upgrade(migrate._config(conn), "0001_ledger")  # the ledger as an older release left it
+    engine.dispose()
+    code, migrated = loaded_by("reconcile", schedules, "--db", older, cwd=tmp_path)
+    assert code == 0 and "alembic" in migrated  # a ledger behind the newest revision: alembic migrates it
     code, again = loaded_by("reconcile", schedules, "--db", db, cwd=tmp_path)
     assert code == 0 and "alembic" not in again and "reconciler.apply" in again  # at head: nothing to migrate
     code, dry = loaded_by("reconcile", schedules, "--db", db, "--dry-run", cwd=tmp_path)
