@@ -158,12 +158,14 @@ def init_compatible(url: str) -> Engine:
 @pytest.fixture(autouse=os.environ.get("MUTANT_UNDER_TEST") is not None)
 def _fresh_caches() -> None:
     """Under bench/mutation.py only: mutmut forks each worker from a process that has already run the
-    tests, so memoised results of the original code (built triggers, namespace uuids, DST tables) would
-    hide the mutant under test. Start every test with those caches empty."""
-    from reconciler import plan
+    tests, so memoised results of the original code (built triggers, namespace uuids, DST tables, the
+    unpickler's checked trigger classes) would hide the mutant under test. Start every test with those caches
+    empty."""
+    from reconciler import jobstate, plan
     from reconciler.triggers import building, dst
 
     building._BUILT.clear()
+    jobstate._AllowListUnpickler._found.clear()
     plan.namespace_uuid.cache_clear()
     dst._transitions.cache_clear()
 
