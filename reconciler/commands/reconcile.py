@@ -154,17 +154,16 @@ def _completed_keys(
                 return reads.absent_keys(reader, settings.namespace)
         from reconciler import store
 
-        if engine is not None and not store.is_sqlite(engine):
-            with engine.connect() as conn, conn.begin():
-                return store.absent_keys(conn, settings.namespace)
-        # A dry run over a URL only SQLAlchemy reads, or SQLite read-only: a file that is not there yet is not
-        # created by reading it (files that fail validation leave no database behind).
-        read_only = store.connect(options.db_url, read_only=True)
+        # The apply's engine, except on SQLite (and in a dry run over a URL only SQLAlchemy reads): read-only,
+        # a file that is not there yet is not created by reading it (files that fail validation leave none).
+        own = engine is not None and not store.is_sqlite(engine)
+        source = engine if own else store.connect(options.db_url, read_only=True)
         try:
-            with read_only.connect() as conn, conn.begin():
+            with source.connect() as conn, conn.begin():
                 return store.absent_keys(conn, settings.namespace)
         finally:
-            read_only.dispose()
+            if not own:
+                source.dispose()
     except Exception as exc:
         if not reads.is_database_error(exc):
             raise
@@ -196,7 +195,7 @@ def run(options: ReconcileOptions) -> Outcome:
         return Outcome(1, err=["error: --base goes with --dry-run"])
     reader = reads.open_read_only(options.db_url, timeout=options.apply.lock_timeout) if options.dry_run else None
     engine = None
-    if not options.dry_run:  # the apply's one engine: it also reads the completed keys before validation
+    if not options.dry_run:  # the apply's one engine: it also reads the completed keys, if validation asks
         from reconciler import store
 
         engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)

@@ -32,8 +32,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconciler.apply import NOTIFY_CHANNEL
-from reconciler.store import LEASE_TABLE as LEASE_TABLE
-from reconciler.store import runner_lease
+from reconciler.store import LEASE_TABLE, runner_lease
 
 LEASE_NAME = "runner"
 RUNNER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"reconciler runner").digest()[:8], "big", signed=True)
