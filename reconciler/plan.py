@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from reconciler import triggers
-from reconciler.frozen import evolve
+from reconciler.frozen import build, evolve
 from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, ORCHESTRATOR_FUNCS, utc_timestamp
 from reconciler.spec import DesiredSchedule
 from reconciler.state import ExpectedRow, LedgerEntry, LiveJob, LiveState, Workflow
@@ -220,7 +221,14 @@ def spec_hash(desired: DesiredSchedule, name: str, settings: PlanSettings) -> st
     respelling that only reorders keys just misses this fast path and is then compared semantically (still a
     no-op). Not protect, key, source or moved_from: they do not shape the row.
     """
-    text = f"({SPEC_HASH_VERSION!r}, {desired.row_parts_repr}, {name!r}, {settings.func!r}, {settings.namespace!r})"
+    return _spec_digest(desired.row_parts_repr, name, settings.func, settings.namespace)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _spec_digest(row_parts_repr: str, name: str, func: str, namespace: str) -> str:
+    # Memoized: the read edge and the planner both ask for each schedule's digest (the strings' own hashes
+    # are cached, so a hit costs a fraction of the sha256 and the formatting).
+    text = f"({SPEC_HASH_VERSION!r}, {row_parts_repr}, {name!r}, {func!r}, {namespace!r})"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -340,14 +348,9 @@ def _same_spec(a: LedgerEntry, b: LedgerEntry) -> bool:
     return (a.spec_hash, a.enabled, a.protect) == (b.spec_hash, b.enabled, b.protect)
 
 
-def _same_entry(a: LedgerEntry, b: LedgerEntry) -> bool:
-    return _same_spec(a, b) and (a.row_hash, a.source_path, a.source_line, a.schedule_id, a.source) == (
-        b.row_hash,
-        b.source_path,
-        b.source_line,
-        b.schedule_id,
-        b.source,
-    )
+def _entry_identity(e: LedgerEntry) -> tuple[Any, ...]:
+    """What makes two entries of one key the same record (not who applied it, or when)."""
+    return (e.spec_hash, e.enabled, e.protect, e.row_hash, e.source_path, e.source_line, e.schedule_id, e.source)
 
 
 def source_parts(source: str) -> tuple[str, str]:
@@ -546,33 +549,38 @@ class _Planner:
             links_add, links_drop = _links(workflow, live)
         kept = live is not None and not change.write_row and not change.remove_row and desired.enabled
         assert change.spec_hash is not None
-        recorded = LedgerEntry(
+        row_hash = live.row_hash if kept and live is not None else None
+        path, line = (desired.source.path, desired.source.line) if desired.source else (None, None)
+        # Without a source (a library caller), an entry keeps the owner it has.
+        source = self.settings.source or (entry.source if entry is not None else None)
+        wanted = (change.spec_hash, desired.enabled, desired.protect, row_hash, path, line, change.schedule_id, source)
+        if change.action is Action.NOOP and entry is not None and _entry_identity(entry) == wanted:
+            # The entry stays as it is (the common case: no entry is built).
+            return evolve(change, links_add=links_add, links_drop=links_drop) if links_add or links_drop else change
+        recorded = build(
+            LedgerEntry,
             namespace=self.settings.namespace,
             key=desired.key,
             schedule_id=change.schedule_id,
             workflow_name=desired.workflow_name,
             spec_hash=change.spec_hash,
-            row_hash=live.row_hash if kept and live is not None else None,
+            row_hash=row_hash,
             enabled=desired.enabled,
             protect=desired.protect,
-            source_path=desired.source.path if desired.source else None,
-            source_line=desired.source.line if desired.source else None,
-            # Without a source (a library caller), an entry keeps the owner it has.
-            source=self.settings.source or (entry.source if entry is not None else None),
+            source_path=path,
+            source_line=line,
+            source=source,
         )
         record = LedgerRecord.APPLIED
-        if change.action is Action.NOOP and entry is not None:
-            if _same_entry(entry, recorded):
-                return _evolve(change, links_add=links_add, links_drop=links_drop)
-            if _same_spec(entry, recorded):
-                # Row untouched; only the ledger learns the new row hash or source position.
-                record = LedgerRecord.KEPT_COMMIT
-                recorded = evolve(
-                    recorded,
-                    applied_commit=entry.applied_commit,
-                    applied_author=entry.applied_author,
-                    applied_at=entry.applied_at,
-                )
+        if change.action is Action.NOOP and entry is not None and _same_spec(entry, recorded):
+            # Row untouched; only the ledger learns the new row hash or source position.
+            record = LedgerRecord.KEPT_COMMIT
+            recorded = evolve(
+                recorded,
+                applied_commit=entry.applied_commit,
+                applied_author=entry.applied_author,
+                applied_at=entry.applied_at,
+            )
         drop = (desired.key,) if entry is not None else ()
         if change.previous_key:
             drop = (*drop, change.previous_key)
@@ -634,7 +642,8 @@ class _Planner:
 
         owned_by = entry or renamed_from
         entry_source = owned_by.source if owned_by else None
-        base = Change(
+        base = build(
+            Change,
             key=desired.key,
             action=action,
             schedule_id=schedule_id,
@@ -652,7 +661,7 @@ class _Planner:
         expected = expected_row(desired, entry, workflow, digest)
         if live is not None and expected is not None and expected.matches(live.row_hash, live.workflow_ids):
             self.identities[live.id] = digest
-            return _evolve(base, warnings=tuple(warnings))
+            return evolve(base, warnings=tuple(warnings)) if warnings else base
 
         fields: list[FieldChange] = []
         if previous_key:
@@ -918,11 +927,16 @@ def compute_plan(
 
 def _fingerprint(live: LiveState, identities: dict[str, str]) -> str:
     """The live state a plan was computed from, minus what the running scheduler moves on its own."""
-    digest = hashlib.sha256()
-    for job in sorted(live.jobs, key=lambda j: j.id):
-        digest.update(f"job {job.id} {identities.get(job.id, job.row_hash)} {','.join(job.workflow_ids)}\n".encode())
-    for e in sorted(live.ledger, key=lambda e: (e.namespace, e.key)):
-        digest.update(f"ledger {e.namespace} {e.key} {e.schedule_id} {e.spec_hash} {e.enabled} {e.protect}\n".encode())
-    for w in sorted(live.workflows, key=lambda w: w.name):
-        digest.update(f"workflow {w.name} {w.workflow_id} {w.deleted} {w.description}\n".encode())
-    return digest.hexdigest()
+    lines = [
+        f"job {job.id} {identities.get(job.id) or job.row_hash} {','.join(job.workflow_ids)}\n"
+        for job in sorted(live.jobs, key=attrgetter("id"))
+    ]
+    lines.extend(
+        f"ledger {e.namespace} {e.key} {e.schedule_id} {e.spec_hash} {e.enabled} {e.protect}\n"
+        for e in sorted(live.ledger, key=attrgetter("namespace", "key"))
+    )
+    lines.extend(
+        f"workflow {w.name} {w.workflow_id} {w.deleted} {w.description}\n"
+        for w in sorted(live.workflows, key=attrgetter("name"))
+    )
+    return hashlib.sha256("".join(lines).encode()).hexdigest()  # one digest of the whole text, as line by line

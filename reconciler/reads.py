@@ -17,8 +17,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -240,9 +238,16 @@ def read_jobs(reader: Reader, expected: Mapping[str, ExpectedRow] | None = None)
     links = _links_by_job(reader)
     known = expected or {}
     if known and reader.postgres:
-        digests = read_row_digests(reader)
-        jobs = {i: LiveJob(i, n, links.get(i, ()), d) for i, (n, d) in digests.items()}
-        whole = [i for i, job in jobs.items() if not _as_expected(job, known)]
+        jobs: dict[str, LiveJob] = {}
+        whole = []
+        for i, n, d, h in reader.rows(f"{PG_ROW_HASHES} ORDER BY id{_in_code_point_order(reader)}"):
+            workflow_ids = links.get(i, ())
+            wanted = known.get(i)
+            if h is not None and wanted is not None and wanted.matches(h, workflow_ids):
+                jobs[i] = LiveJob.hashed(i, n, workflow_ids, d, h)
+            else:
+                jobs[i] = LiveJob(i, n, workflow_ids, d)
+                whole.append(i)
         return list(_with_states(reader, jobs, whole).values())
     order = _in_code_point_order(reader)
     found = []
@@ -268,8 +273,15 @@ def _decoded(job: LiveJob, blob: bytes) -> LiveJob:
 
 def _links_by_job(reader: Reader) -> dict[str, tuple[str, ...]]:
     """schedule_id → its workflow ids, sorted."""
-    by_job = sorted((s, w) for w, s in _link_rows(reader))
-    return {s: tuple(w for _, w in pairs) for s, pairs in groupby(by_job, key=itemgetter(0))}
+    by_job: dict[str, list[str]] = {}
+    for w, s in _link_rows(reader):
+        linked = by_job.get(s)
+        if linked is None:
+            by_job[s] = [w]
+        else:
+            linked.append(w)
+    # Nearly every row has one link: only the others need a sort.
+    return {s: (ws[0],) if len(ws) == 1 else tuple(sorted(ws)) for s, ws in by_job.items()}
 
 
 def _with_states(reader: Reader, jobs: dict[str, LiveJob], ids: Sequence[str]) -> dict[str, LiveJob]:
@@ -290,6 +302,25 @@ def reread_jobs(reader: Reader, live: LiveState, ids: Iterable[str]) -> LiveStat
     """`live` with the rows `ids` read again, whole (a row deleted meanwhile is dropped)."""
     jobs = {j.id: j for j in live.jobs}
     return replace(live, jobs=tuple(_with_states(reader, jobs, [i for i in ids if i in jobs]).values()))
+
+
+# Python's repr() of a next_run_time, spelled by PostgreSQL: 'None'; an integral value below 1e15 as float8's
+# text (plain digits, '-0' too) and '.0'; else float8's text, the shortest exact spelling as repr's is (with
+# extra_float_digits >= 1, the default). Where the spellings differ (inf, nan, exponents) the hash misses and
+# the row is read whole: a miss costs time, never a wrong verdict. Lossy output (extra_float_digits < 1): NULL.
+PG_FLOAT_REPR = (
+    "CASE WHEN next_run_time IS NULL THEN 'None' "
+    "WHEN current_setting('extra_float_digits')::int < 1 THEN NULL "
+    "WHEN next_run_time = trunc(next_run_time) AND abs(next_run_time) < 1e15 "
+    "THEN next_run_time::text || '.0' "
+    "ELSE next_run_time::text END"
+)
+# id, next_run_time, sha256 hex of job_state and `state.row_hash` of the two, all computed by the server.
+PG_ROW_HASHES = (
+    "SELECT id, next_run_time, d, encode(sha256(convert_to(d || '|' || repr, 'UTF8')), 'hex') FROM ("
+    f"SELECT id, next_run_time, encode(sha256(job_state), 'hex') AS d, {PG_FLOAT_REPR} AS repr "
+    "FROM apscheduler_jobs) AS hashed"
+)
 
 
 def read_row_digests(reader: Reader, ids: Collection[str] | None = None) -> dict[str, tuple[float | None, str]]:

@@ -55,6 +55,15 @@ class LiveJob:
     def row_hash(self) -> str:
         return row_hash(self.state_digest, self.next_run_time)
 
+    @classmethod
+    def hashed(
+        cls, id: str, next_run_time: float | None, workflow_ids: tuple[str, ...], state_digest: str, row_hash: str
+    ) -> LiveJob:
+        """A row read as its digest only, whose `row_hash` the database computed (the same function in SQL)."""
+        job = cls(id, next_run_time, workflow_ids, state_digest)
+        job.__dict__["row_hash"] = row_hash  # where the cached property keeps its value
+        return job
+
     @property
     def digest_only(self) -> bool:
         """Read without its job_state (it matched what the ledger recorded)."""

@@ -1,9 +1,10 @@
-"""frozen.evolve is dataclasses.replace for the planner's records, and refuses what a __dict__ copy cannot be."""
+"""frozen.evolve is dataclasses.replace, frozen.build the generated __init__, for the planner's records; both refuse
+what a __dict__ cannot reproduce."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.frozen import evolve
+from reconciler.frozen import build, evolve
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.state import LedgerEntry, LiveJob
 
@@ -80,3 +81,40 @@ def test_only_dataclasses() -> None:
 
     with pytest.raises(TypeError, match="not a plain dataclass"):
         evolve(Plain(), x=2)
+
+
+@given(
+    action=st.sampled_from(list(Action)),
+    warnings=st.lists(st.text(max_size=5), max_size=3).map(tuple),
+    owner=st.none() | st.text(max_size=5),
+)
+def test_build_equals_the_constructor_on_a_change(action: Action, warnings: tuple[str, ...], owner: str | None) -> None:
+    fields: dict[str, Any] = {"key": "k", "action": action, "schedule_id": "id", "warnings": warnings, "owner": owner}
+    built = build(Change, **fields)
+    assert built == Change(**fields)
+    assert built.__dict__ == Change(**fields).__dict__  # every default is there, nothing else
+    assert built.fields == () and built.ledger_entry is None
+
+
+def test_build_takes_fields_by_position_as_the_constructor_does() -> None:
+    row = ("default", "k", "id", "task_x", "s" * 64, None, True, False, "a.yaml", 3)
+    assert build(LedgerEntry, *row) == LedgerEntry(*row)
+    assert build(LedgerEntry, *row[:8], source="repo:dir") == LedgerEntry(*row[:8], source="repo:dir")
+
+
+def test_build_refuses_what_the_constructor_refuses() -> None:
+    with pytest.raises(TypeError, match="needs action, schedule_id"):
+        build(Change, key="k")
+    with pytest.raises(TypeError, match="no field actoin"):
+        build(Change, key="k", action=Action.NOOP, schedule_id="id", actoin=Action.CREATE)
+    with pytest.raises(TypeError, match="takes 14 fields, 15 given"):
+        build(LedgerEntry, *range(15))
+
+
+def test_build_refuses_default_factories() -> None:
+    @dataclass(frozen=True)
+    class Listed:
+        values: list[int] = field(default_factory=list)
+
+    with pytest.raises(TypeError, match="default factory"):
+        build(Listed)
