@@ -158,7 +158,7 @@ def init_compatible(url: str) -> Engine:
 @pytest.fixture(autouse=os.environ.get("MUTANT_UNDER_TEST") is not None)
 def _fresh_caches() -> None:
     """Under bench/mutation.py only: mutmut forks each worker from a process that has already run the
-    tests, so memoised results of the original code (built triggers, namespace uuids, DST tables, the
+    tests, so memoised results of the original code (built triggers, namespace uuids, spec digests, DST tables, the
     unpickler's checked trigger classes) would hide the mutant under test. Start every test with those caches
     empty."""
     from reconciler import jobstate, plan
@@ -167,6 +167,7 @@ def _fresh_caches() -> None:
     building._BUILT.clear()
     jobstate._AllowListUnpickler._found.clear()
     plan.namespace_uuid.cache_clear()
+    plan._spec_digest.cache_clear()
     dst._transitions.cache_clear()
 
 
