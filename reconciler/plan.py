@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -118,14 +118,6 @@ class Change:
     @property
     def touches_database(self) -> bool:
         return self.action is not Action.NOOP
-
-
-def _evolve(change: Change, **updates: Any) -> Change:
-    """`evolve`, or `change` itself when every update is the value it already holds (the no-op path of
-    10,000 unchanged schedules makes no copy)."""
-    if all(getattr(change, name) == value for name, value in updates.items()):
-        return change
-    return evolve(change, **updates)
 
 
 @dataclass(frozen=True)
@@ -348,9 +340,20 @@ def _same_spec(a: LedgerEntry, b: LedgerEntry) -> bool:
     return (a.spec_hash, a.enabled, a.protect) == (b.spec_hash, b.enabled, b.protect)
 
 
-def _entry_identity(e: LedgerEntry) -> tuple[Any, ...]:
+class _EntryIdentity(NamedTuple):
     """What makes two entries of one key the same record (not who applied it, or when)."""
-    return (e.spec_hash, e.enabled, e.protect, e.row_hash, e.source_path, e.source_line, e.schedule_id, e.source)
+
+    spec_hash: str
+    enabled: bool
+    protect: bool
+    row_hash: str | None
+    source_path: str | None
+    source_line: int | None
+    schedule_id: str
+    source: str | None
+
+
+_identity_of = attrgetter(*_EntryIdentity._fields)  # a LedgerEntry's _EntryIdentity, as a plain tuple
 
 
 def source_parts(source: str) -> tuple[str, str]:
@@ -553,8 +556,17 @@ class _Planner:
         path, line = (desired.source.path, desired.source.line) if desired.source else (None, None)
         # Without a source (a library caller), an entry keeps the owner it has.
         source = self.settings.source or (entry.source if entry is not None else None)
-        wanted = (change.spec_hash, desired.enabled, desired.protect, row_hash, path, line, change.schedule_id, source)
-        if change.action is Action.NOOP and entry is not None and _entry_identity(entry) == wanted:
+        wanted = _EntryIdentity(
+            spec_hash=change.spec_hash,
+            enabled=desired.enabled,
+            protect=desired.protect,
+            row_hash=row_hash,
+            source_path=path,
+            source_line=line,
+            schedule_id=change.schedule_id,
+            source=source,
+        )
+        if change.action is Action.NOOP and entry is not None and _identity_of(entry) == wanted:
             # The entry stays as it is (the common case: no entry is built).
             return evolve(change, links_add=links_add, links_drop=links_drop) if links_add or links_drop else change
         recorded = build(
