@@ -425,6 +425,9 @@ class _Planner:
 
     # -- desired schedules -------------------------------------------------------------------------
     def plan_desired(self, desired: DesiredSchedule, renamed_from: LedgerEntry | None) -> Change:
+        unchanged = self._unchanged(desired)
+        if unchanged is not None:
+            return unchanged
         change = self._plan_desired(desired, renamed_from)
         if desired.replaces_job_id and desired.replaces_job_id != change.schedule_id:
             change = self._take_over(change, desired)
@@ -531,6 +534,52 @@ class _Planner:
             next_runs_before=self.runs(old_state["trigger"], old_next),
             next_runs_after=self.runs(trigger, inherit) if inherit is not None else change.next_runs_after,
             warnings=(*change.warnings, note),
+        )
+
+    def _unchanged(self, desired: DesiredSchedule) -> Change | None:
+        """The common case in one step: a key whose row, links and ledger entry are exactly what the ledger
+        recorded for this very spec. None for anything else, which `_plan_desired` plans in full.
+
+        The Change is the one the full path makes for such a key (the test of one answer holds the two
+        equal): NOOP, the entry kept, nothing to link. Every condition below is one the full path tests.
+        """
+        entry = self.ledger.get(desired.key)
+        if entry is None or not entry.enabled:  # (a disabled spec has another digest than an enabled entry's)
+            return None
+        workflow = self.workflows.get(desired.workflow_name)
+        if workflow is None or not workflow.is_task or desired.replaces_job_id is not None:
+            return None  # an error, a warning, or a takeover to plan
+        schedule_id = entry.schedule_id
+        if desired.schedule_id and desired.schedule_id != schedule_id:
+            return None
+        if self.settings.generation < 5 and not default_user_inputs(desired.user_inputs):
+            return None
+        live = self.jobs.get(schedule_id)
+        if live is None or live.row_hash != entry.row_hash or live.workflow_ids != (workflow.workflow_id,):
+            return None
+        name = resolved_name(desired, workflow)
+        digest = spec_hash(desired, name, self.settings)
+        source = desired.source
+        path, line = (source.path, source.line) if source else (None, None)
+        recorded = (entry.spec_hash, entry.protect, entry.source_path, entry.source_line)
+        if (digest, desired.protect, path, line) != recorded:
+            return None  # another spec, or the entry learns a new protect or position
+        ours, owner = self.settings.source, entry.source
+        if owner != (ours or owner) or (owner is not None and owner == self.settings.adopt_from and owner != ours):
+            return None  # the entry gets a new owner, or --adopt-from moves it
+        self.claimed.add(schedule_id)
+        self.identities[schedule_id] = digest
+        return build(
+            Change,
+            desired.key,
+            Action.NOOP,
+            schedule_id,
+            desired=desired,
+            source=str(source) if source else None,
+            name=name,
+            spec_hash=digest,
+            owner=owner,
+            new_owner=ours,
         )
 
     def _plan_desired(self, desired: DesiredSchedule, renamed_from: LedgerEntry | None) -> Change:

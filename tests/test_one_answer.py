@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import store
-from reconciler.plan import Action, Change, LedgerRecord, compute_plan, schedule_id_for
-from reconciler.spec import DesiredSchedule
+from reconciler.plan import Action, Change, LedgerRecord, Plan, PlanSettings, _Planner, compute_plan, schedule_id_for
+from reconciler.spec import DesiredSchedule, SourceLocation
 from reconciler.state import LiveState
 from tests import memory_db
 from tests.memory_db import NOW
@@ -192,3 +192,90 @@ def test_fast_path_and_full_comparison_give_one_answer(
     again = compute_plan(after, memory_db.as_edge_reads(applied, after), memory_db.SETTINGS, now)
     assert not again.has_changes, [(c.key, c.action, c.fields) for c in again.pending]
     assert memory_db.apply_plan(again, applied, now) == applied
+
+
+# --- the one-step path for unchanged keys plans exactly as the full path ------------------------------------
+
+OWNERS = (None, "repo:a", "repo:b")
+# One odd thing about the first declared schedule (or its entry), each a condition of the one-step path.
+SPECIAL = ("replaces", "own id", "not a task", "protect flipped", "other file", "entry disabled")
+
+
+def _full_path_only(after: list[DesiredSchedule], live: LiveState, plan_settings: PlanSettings) -> Plan:
+    """The plan with `_Planner._unchanged` off: every key through `_compare` and `_record`."""
+    one_step = _Planner._unchanged
+    _Planner._unchanged = lambda self, desired: None  # type: ignore[method-assign]
+    try:
+        return compute_plan(after, live, plan_settings, NOW)
+    finally:
+        _Planner._unchanged = one_step  # type: ignore[method-assign]
+
+
+@settings(
+    max_examples=int(os.environ.get("RECONCILER_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    before=schedules().filter(lambda found: len(found) >= 2),
+    others=schedules(),
+    kept=st.lists(st.sampled_from((True, True, False)), min_size=3, max_size=3),
+    drifts=st.lists(st.tuples(st.sampled_from(DRIFTS), st.integers(0, 5)), max_size=2),
+    owners=st.lists(st.sampled_from((*OWNERS, "ours", "ours")), min_size=3, max_size=3),
+    lines=st.lists(st.sampled_from((None, 1, 2)), min_size=3, max_size=3),
+    moved=st.lists(st.sampled_from((False, False, True)), min_size=3, max_size=3),
+    ours=st.sampled_from(OWNERS[:2]),
+    adopt_from=st.sampled_from(OWNERS),
+    generation=st.sampled_from((5, 5, 4)),
+    special=st.sampled_from((None, *SPECIAL)),
+)
+def test_the_one_step_path_for_unchanged_keys_plans_as_the_full_path(
+    before: list[DesiredSchedule],
+    others: list[DesiredSchedule],
+    kept: list[bool],
+    drifts: list[tuple[str, int]],
+    owners: list[str | None],
+    lines: list[int | None],
+    moved: list[bool],
+    ours: str | None,
+    adopt_from: str | None,
+    generation: int,
+    special: str | None,
+) -> None:
+    if special == "not a task":
+        before = [replace(before[0], workflow_name="wf_c"), *before[1:]]
+    live = drifted(memory_db.reconcile(before), drifts)
+    live = replace(live, jobs=(*live.jobs, memory_db.foreign_row("api-job")))
+    # Most declared schedules are as applied (the case the one-step path takes); entries of other owners
+    # and positions, declared at the same position or another.
+    ledger = tuple(
+        replace(
+            e,
+            source=ours if owners[KEYS.index(e.key)] == "ours" else owners[KEYS.index(e.key)],
+            source_path=None if lines[KEYS.index(e.key)] is None else "f.yaml",
+            source_line=lines[KEYS.index(e.key)],
+        )
+        for e in live.ledger
+    )
+    if special == "entry disabled":  # forged: an apply records no row hash for a disabled entry
+        ledger = tuple(replace(e, enabled=False) for e in ledger)
+    live = replace(live, ledger=ledger)
+    same = [b for b in before if kept[KEYS.index(b.key)]]
+    after = sorted([*same, *(o for o in others if o.key not in {s.key for s in same})], key=lambda d: d.key)
+    declared = []
+    for i, d in enumerate(after):
+        line = lines[KEYS.index(d.key)]
+        line = (line or 0) + 1 if moved[KEYS.index(d.key)] else line
+        path = "g.yaml" if special == "other file" else "f.yaml"
+        d = replace(d, source=None if line is None else SourceLocation(path, line))
+        if i == 0 and special == "replaces":
+            d = replace(d, replaces_job_id="api-job")
+        elif i == 0 and special == "own id":
+            d = replace(d, schedule_id="00000000-0000-0000-0000-00000000abcd")
+        elif i == 0 and special == "protect flipped":
+            d = replace(d, protect=not d.protect)
+        declared.append(d)
+    plan_settings = replace(memory_db.SETTINGS, source=ours, adopt_from=adopt_from, generation=generation)
+    as_read = memory_db.as_edge_reads(live, declared)
+
+    assert compute_plan(declared, as_read, plan_settings, NOW) == _full_path_only(declared, as_read, plan_settings)
