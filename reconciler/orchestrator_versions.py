@@ -232,9 +232,13 @@ def settle(conn: Connection | Reader, settings: PlanSettings, choice: VersionCho
 
     A library caller's non-default `settings.func` counts as --func.
     """
+    return settled_for(detect(conn, choice.version), settings, choice)
+
+
+def settled_for(generation: Generation, settings: PlanSettings, choice: VersionChoice) -> PlanSettings:
+    """`settle` once the generation is known (pure): a --func that does not fit it raises here."""
     from reconciler.plan import PlanSettings
 
-    generation = detect(conn, choice.version)
     given = choice.func or (settings.func if settings.func != PlanSettings.func else None)
     func = checked_func(given, generation, force=choice.force_func)
     return replace(settings, generation=generation.major, func=func, orchestrator=generation.label)

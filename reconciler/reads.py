@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,22 +238,46 @@ def read_jobs(reader: Reader, expected: Mapping[str, ExpectedRow] | None = None)
     links = _links_by_job(reader)
     known = expected or {}
     if known and reader.postgres:
-        jobs: dict[str, LiveJob] = {}
-        whole = []
-        for i, n, d, h in reader.rows(f"{PG_ROW_HASHES} ORDER BY id{_in_code_point_order(reader)}"):
-            # A hash the server spelled differently only misses: the row is then read whole and rebuilt.
-            job = LiveJob(i, n, links.get(i, ()), d) if h is None else LiveJob.hashed(i, n, links.get(i, ()), d, h)
-            jobs[i] = job
-            if not _as_expected(job, known):
-                whole.append(i)
-        return list(_with_states(reader, jobs, whole).values())
+        return jobs_from_hashes(reader, read_row_hashes(reader), links, known)
+    return _read_whole(reader, links, known)
+
+
+def _read_whole(
+    reader: Reader, links: Mapping[str, tuple[str, ...]], expected: Mapping[str, ExpectedRow]
+) -> list[LiveJob]:
+    """Every job row read whole, in id order; those that match `expected` are not unpickled."""
     order = _in_code_point_order(reader)
     found = []
     for i, n, b in reader.rows(f"SELECT id, next_run_time, job_state FROM apscheduler_jobs ORDER BY id{order}"):
         blob = bytes(b)
         job = LiveJob(i, n, links.get(i, ()), state_digest(blob))
-        found.append(job if _as_expected(job, known) else _decoded(job, blob))
+        found.append(job if _as_expected(job, expected) else _decoded(job, blob))
     return found
+
+
+RowHashes = list[tuple[str, float | None, str, str | None]]  # id, next_run_time, job_state digest, row hash
+
+
+def read_row_hashes(reader: Reader) -> RowHashes:
+    """PostgreSQL: (id, next_run_time, job_state digest, row hash or None) of every job row, in id order,
+    all computed by the server: no job_state crosses the wire."""
+    return reader.rows(f"{PG_ROW_HASHES} ORDER BY id{_in_code_point_order(reader)}")
+
+
+def jobs_from_hashes(
+    reader: Reader, hashes: RowHashes, links: Mapping[str, tuple[str, ...]], expected: Mapping[str, ExpectedRow]
+) -> list[LiveJob]:
+    """The job rows of `read_row_hashes`: those that match `expected` by their digests only, every other
+    one read again whole through `reader` and decoded."""
+    jobs: dict[str, LiveJob] = {}
+    whole = []
+    for i, n, d, h in hashes:
+        # A hash the server spelled differently only misses: the row is then read whole and rebuilt.
+        job = LiveJob(i, n, links.get(i, ()), d) if h is None else LiveJob.hashed(i, n, links.get(i, ()), d, h)
+        jobs[i] = job
+        if not _as_expected(job, expected):
+            whole.append(i)
+    return list(_with_states(reader, jobs, whole).values())
 
 
 def _as_expected(job: LiveJob, expected: Mapping[str, ExpectedRow]) -> bool:
@@ -390,7 +414,8 @@ def _ledger_entries(reader: Reader) -> list[LedgerEntry]:
         "namespace, key, schedule_id, workflow_name, spec_hash, row_hash, enabled, protect, "
         "source_path, source_line, applied_commit, applied_author, applied_at, "
     ) + ("source" if ledger_has_source(reader) else "NULL")
-    rows = reader.rows(f"SELECT {columns} FROM {LEDGER_TABLE}")
+    order = _in_code_point_order(reader)  # as the plan's fingerprint sorts them: its sort then only checks
+    rows = reader.rows(f"SELECT {columns} FROM {LEDGER_TABLE} ORDER BY namespace{order}, key{order}")
     if reader.postgres:  # booleans and timestamps arrive typed
         return [LedgerEntry(*row) for row in rows]
     entries = []
@@ -444,25 +469,78 @@ def read_live_state(reader: Reader, *, expect: ExpectRows | None = None) -> Live
     return LiveState(tuple(read_jobs(reader, expected)), ledger_rows, workflow_rows, has_ledger)
 
 
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """PostgreSQL's live state as one read returns it before any desired schedule is known: ledger,
+    workflows, linker rows and every job row's digests. `live_state_of` finishes it for a desired set.
+
+    Plain values (it crosses a pipe: see read_ahead.py)."""
+
+    ledger_exists: bool
+    ledger: tuple[LedgerEntry, ...]
+    workflows: tuple[Workflow, ...]
+    links: dict[str, tuple[str, ...]]
+    row_hashes: RowHashes
+
+
+def read_snapshot(reader: Reader) -> LiveSnapshot:
+    """PostgreSQL: ledger, workflows, links and row digests in one transaction (call inside one)."""
+    names = table_names(reader)
+    has_ledger = LEDGER_TABLE in names
+    ledger_rows = tuple(_ledger_entries(reader)) if has_ledger else ()
+    if not names >= SCHEDULE_TABLES:
+        raise MissingScheduleTables(missing_tables_message(reader.target))
+    workflows = tuple(read_workflows(reader))
+    return LiveSnapshot(has_ledger, ledger_rows, workflows, _links_by_job(reader), read_row_hashes(reader))
+
+
+def live_state_of(reader: Reader, snapshot: LiveSnapshot, expect: ExpectRows) -> LiveState:
+    """The live state from `snapshot`: rows that match `expect` as digests, every other one read whole
+    through `reader` (a connection is opened only then)."""
+    expected = expect(snapshot.ledger, snapshot.workflows)
+    if expected:
+        jobs = jobs_from_hashes(reader, snapshot.row_hashes, snapshot.links, expected)
+    else:  # nothing to keep as digests: one read of every row beats looking each up by id
+        jobs = _read_whole(reader, snapshot.links, expected)
+    return LiveState(tuple(jobs), snapshot.ledger, snapshot.workflows, snapshot.ledger_exists)
+
+
 # -- reading to plan -----------------------------------------------------------------------------------------
 
 
 def read_and_plan(
-    reader: Reader, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime
+    reader: Reader,
+    desired: Sequence[DesiredSchedule],
+    settings: PlanSettings,
+    now: datetime,
+    snapshot: LiveSnapshot | None = None,
 ) -> tuple[LiveState, Plan]:
-    """Read the live state and plan it. Rows still as our ledger recorded them for an unchanged spec are
-    read as digests only (the planner's own `expected_rows` names them); every other row arrives decoded."""
+    """Read the live state (or finish `snapshot`, read ahead) and plan it. Rows still as our ledger recorded
+    them for an unchanged spec are read as digests only (the planner's own `expected_rows` names them);
+    every other row arrives decoded."""
     from reconciler.plan import compute_plan, expected_rows  # the planner: only a plan needs it, not `health`
 
-    live = read_live_state(reader, expect=lambda ledger, workflows: expected_rows(desired, ledger, workflows, settings))
+    def expect(ledger: Sequence[LedgerEntry], workflows: Sequence[Workflow]) -> Mapping[str, ExpectedRow]:
+        return expected_rows(desired, ledger, workflows, settings)
+
+    live = read_live_state(reader, expect=expect) if snapshot is None else live_state_of(reader, snapshot, expect)
     return live, compute_plan(desired, live, settings, now)
 
 
-def dry_run_plan(reader: Reader, desired: Sequence[DesiredSchedule], settings: PlanSettings, now: datetime) -> Plan:
+def dry_run_plan(
+    reader: Reader,
+    desired: Sequence[DesiredSchedule],
+    settings: PlanSettings,
+    now: datetime,
+    snapshot: LiveSnapshot | None = None,
+) -> Plan:
     """The plan without writing anything (no migration, no ledger, no lock): safe for a read-only role.
 
-    An embedded SQLite database without tables yet is planned as the apply will find it: with core's tasks.
+    `snapshot`: PostgreSQL's live state already read (read_ahead.py). An embedded SQLite database without
+    tables yet is planned as the apply will find it: with core's tasks.
     """
+    if snapshot is not None:
+        return read_and_plan(reader, desired, settings, now, snapshot)[1]
     if not reader.postgres and not table_names(reader) >= SCHEDULE_TABLES:
         from reconciler.plan import compute_plan
 

@@ -76,7 +76,9 @@ def test_a_postgres_dry_run_reads_through_psycopg_alone(pg_url: str, tmp_path: P
     code, applied = loaded_by("reconcile", schedules, "--db", pg_url, cwd=tmp_path)
     assert code == 0 and {"sqlalchemy", "reconciler.apply"} <= set(applied)
     code, dry = loaded_by("reconcile", schedules, "--db", pg_url, "--dry-run", "--detailed-exitcode", cwd=tmp_path)
-    assert code == 0 and dry == ["psycopg", "reconciler.jobstate"]
+    # The read-ahead child (reconciler/read_ahead.py) imported psycopg and read; a no-op plan reads no row whole,
+    # so the command's own process never connects.
+    assert code == 0 and dry == ["reconciler.jobstate"]
 
 
 @pytest.mark.postgres

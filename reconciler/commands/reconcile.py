@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from reconciler import orchestrator_versions, provenance, reads, render
+from reconciler import orchestrator_versions, provenance, read_ahead, reads, render
 from reconciler.apply_settings import ApplySettings, Provenance
 from reconciler.commands.validate import format_problems, load_desired
 from reconciler.database_url import DEFAULT_DB_URL, describe_db_error, redact, redact_url
@@ -54,6 +54,9 @@ class ReconcileOptions:
     approve: Callable[[str, list[Change]], bool] | None = None
     # --orchestrator-version / --func / --force-func: which orchestrator-core generation the rows are for.
     orchestrator: orchestrator_versions.VersionChoice = field(default_factory=orchestrator_versions.VersionChoice)
+    # A dry run on PostgreSQL reads the database in a forked process while the files parse (read_ahead.py);
+    # False reads after parsing, in this process (the tests compare the two).
+    read_ahead: bool = True
 
 
 @dataclass
@@ -176,12 +179,15 @@ def _dry_run_plan(
     desired: list[DesiredSchedule],
     settings: PlanSettings,
     now: datetime,
+    ahead: read_ahead.ReadResult | None = None,
 ) -> Plan:
     """The plan of a dry run: over the bare read-only connection when there is one (no SQLAlchemy, no apply
-    code imported), else through SQLAlchemy's read-only engine (a URL only it understands)."""
+    code imported), else through SQLAlchemy's read-only engine (a URL only it understands). With `ahead`,
+    from the snapshot read while the files parsed; `reader` then reads only the rows it cannot vouch for."""
     if reader is not None:
+        snapshot = ahead.live() if ahead is not None else None
         with reader.transaction():
-            return reads.dry_run_plan(reader, desired, settings, now)
+            return reads.dry_run_plan(reader, desired, settings, now, snapshot)
     from reconciler import apply as applier
 
     return applier.dry_run(engine, desired, settings, now)
@@ -199,18 +205,30 @@ def run(options: ReconcileOptions) -> Outcome:
         from reconciler import store
 
         engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
+    ahead = None
+    if reader is not None and reader.postgres and options.read_ahead and options.plan_in is None:
+        ahead = read_ahead.ReadAhead.start(options.db_url, options.orchestrator.version, options.apply.lock_timeout)
     try:
-        return _run(options, reader, engine, now, target)
+        return _run(options, reader, engine, now, target, ahead)
     finally:
+        if ahead is not None:
+            ahead.close()
         if reader is not None:
             reader.close()
         if engine is not None:
             engine.dispose()
 
 
-def _run(options: ReconcileOptions, reader: reads.Reader | None, engine: Any, now: datetime, target: str) -> Outcome:
+def _run(
+    options: ReconcileOptions,
+    reader: reads.Reader | None,
+    engine: Any,
+    now: datetime,
+    target: str,
+    ahead: read_ahead.ReadAhead | None = None,
+) -> Outcome:
     """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads) or the
-    apply's engine."""
+    apply's engine, and the dry run's read ahead if one was started."""
     settings = options.settings
     expected = None
     warnings: list[Problem] = []  # validation warnings (DST, weekday numbering): shown with the plan
@@ -255,11 +273,17 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, engine: Any, no
 
             read_only = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
         try:
-            settled = _settled(options, reader, read_only, desired, settings)
+            fetched = ahead.result() if ahead is not None else None  # None: read here, after parsing
+            if fetched is not None:
+                settled = _settled(options, desired, _given(fetched, settings, options.orchestrator))
+            else:
+                settled = _settled(options, desired, _detecting(reader, read_only, settings, options.orchestrator))
             if isinstance(settled, Outcome):
                 return settled
             settings = settled
-            plan = _dry_run_plan(reader, read_only, desired, settings, now)
+            plan = _dry_run_plan(reader, read_only, desired, settings, now, fetched)
+        except read_ahead.DatabaseReadFailed as exc:
+            return Outcome(1, err=[f"error: {exc}"])
         except Exception as exc:  # the database edge: one clear line, never a traceback
             if not reads.is_database_error(exc):
                 raise
@@ -297,7 +321,7 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, engine: Any, no
     from reconciler import apply as applier
 
     try:
-        settled = _settled(options, None, engine, desired, settings)
+        settled = _settled(options, desired, _detecting(None, engine, settings, options.orchestrator))
         if isinstance(settled, Outcome):
             return settled
         settings = settled
@@ -352,22 +376,36 @@ def _run(options: ReconcileOptions, reader: reads.Reader | None, engine: Any, no
         return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
 
 
-def _settled(
-    options: ReconcileOptions,
-    reader: reads.Reader | None,
-    engine: Any,
-    desired: Sequence[DesiredSchedule],
-    settings: PlanSettings,
-) -> PlanSettings | Outcome:
-    """`settings` for the database's orchestrator-core generation (read-only, before anything is prepared),
-    or the refusal: an undecidable generation, a --func it would not run, user_inputs 4.x cannot pass on."""
-    try:
+def _detecting(
+    reader: reads.Reader | None, engine: Any, settings: PlanSettings, choice: orchestrator_versions.VersionChoice
+) -> Callable[[], PlanSettings]:
+    """`settings` settled for the database's generation, detected through `reader` (else `engine`) when called."""
+
+    def settle() -> PlanSettings:
         if reader is not None:
             with reader.transaction():
-                settings = orchestrator_versions.settle(reader, settings, options.orchestrator)
-        else:
-            with engine.connect() as conn:
-                settings = orchestrator_versions.settle(conn, settings, options.orchestrator)
+                return orchestrator_versions.settle(reader, settings, choice)
+        with engine.connect() as conn:
+            return orchestrator_versions.settle(conn, settings, choice)
+
+    return settle
+
+
+def _given(
+    fetched: read_ahead.ReadResult, settings: PlanSettings, choice: orchestrator_versions.VersionChoice
+) -> Callable[[], PlanSettings]:
+    """`settings` settled for the generation the read ahead detected (or its error raised), when called."""
+    return lambda: orchestrator_versions.settled_for(fetched.detected(), settings, choice)
+
+
+def _settled(
+    options: ReconcileOptions, desired: Sequence[DesiredSchedule], settle: Callable[[], PlanSettings]
+) -> PlanSettings | Outcome:
+    """`settle()`: settings for the database's orchestrator-core generation (read-only, before anything is
+    prepared), or the refusal: an undecidable generation, a --func it would not run, user_inputs 4.x cannot
+    pass on."""
+    try:
+        settings = settle()
     except orchestrator_versions.OrchestratorVersionError as exc:
         return Outcome(1, err=[f"error: {exc}"])
     if settings.generation < 5:  # a 4.x database gets no row its scheduler task cannot run

@@ -1,0 +1,184 @@
+"""A dry run's read ahead (reconciler/read_ahead.py): the forked reader is a head start, never another answer.
+
+Each test runs the same dry run twice, reading ahead and reading after parsing in the command's own process,
+and holds the two outcomes equal: the plan, the exit code, the lines printed, the errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler import read_ahead
+from reconciler.commands.reconcile import Outcome
+from reconciler.orchestrator_versions import VersionChoice
+from reconciler.plan import Change, schedule_id_for
+from tests.conftest import init_compatible
+from tests.test_reconcile import add_foreign_rows, delete_job, reconcile, schedule, write_schedules
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, read_ahead.ReadResult | None]]]:
+    """Every read ahead a command starts: (child pid, what `result()` gave, or None until asked)."""
+    found: list[tuple[int, read_ahead.ReadResult | None]] = []
+    start, result = read_ahead.ReadAhead.start.__func__, read_ahead.ReadAhead.result  # type: ignore[attr-defined]
+
+    def started(cls: type[read_ahead.ReadAhead], *args: Any) -> read_ahead.ReadAhead | None:
+        ahead = start(cls, *args)
+        if ahead is not None:
+            found.append((ahead._pid, None))
+        return ahead
+
+    def answered(self: read_ahead.ReadAhead) -> read_ahead.ReadResult | None:
+        pid = self._pid
+        got = result(self)
+        found[:] = [(p, got if p == pid else r) for p, r in found]
+        return got
+
+    monkeypatch.setattr(read_ahead.ReadAhead, "start", classmethod(started))
+    monkeypatch.setattr(read_ahead.ReadAhead, "result", answered)
+    yield found
+
+
+def _facts(change: Change) -> tuple[object, ...]:
+    # Not the next runs: the two runs are a moment apart.
+    return (change.key, change.action, change.fields, change.drift, change.warnings, change.ledger, change.ledger_entry)
+
+
+def assert_same(ahead: Outcome, after: Outcome) -> None:
+    assert (ahead.exit_code, ahead.err) == (after.exit_code, after.err)
+    if after.plan is None:
+        assert ahead.plan is None and ahead.out == after.out
+        return
+    assert ahead.plan is not None
+    assert [_facts(c) for c in ahead.plan.changes] == [_facts(c) for c in after.plan.changes]
+    plain = {"computed_at": "", "changes": ()}
+    assert replace(ahead.plan, **plain) == replace(after.plan, **plain)  # fingerprint, unmanaged, errors, warnings
+
+
+def both(directory: Path, db: str, **kw: Any) -> tuple[Outcome, Outcome]:
+    """The dry run reading ahead, then reading after parsing."""
+    return (
+        reconcile(directory, db, dry_run=True, detailed_exitcode=True, **kw),
+        reconcile(directory, db, dry_run=True, detailed_exitcode=True, read_ahead=False, **kw),
+    )
+
+
+def test_a_plan_read_ahead_is_the_plan_read_after_parsing(
+    pg_url: str, tmp_path: Path, children: list[tuple[int, read_ahead.ReadResult | None]]
+) -> None:
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, *(schedule(k, trigger="cron", trigger_kwargs={"hour": 3}) for k in "abcd"))
+    assert reconcile(d, pg_url).exit_code == 0
+    add_foreign_rows(pg_url)
+    delete_job(pg_url, "a")  # drift: recreated
+    # b's spec changes (its row is then read whole), c goes, d stays, e is new.
+    write_schedules(
+        d,
+        schedule("a", trigger="cron", trigger_kwargs={"hour": 3}),
+        schedule("b", trigger="cron", trigger_kwargs={"hour": 4}),
+        schedule("d", trigger="cron", trigger_kwargs={"hour": 3}),
+        schedule("e", trigger="cron", trigger_kwargs={"hour": 5}),
+    )
+    ahead, after = both(d, pg_url)
+    assert ahead.exit_code == 2 and ahead.plan is not None
+    assert {c.key: c.action.value for c in ahead.plan.pending} == {
+        "a": "update",
+        "b": "update",
+        "c": "delete",
+        "e": "create",
+    }
+    assert_same(ahead, after)
+    (pid, result), *rest = children
+    assert not rest and result is not None and result.snapshot is not None  # the plan came from the child's read
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # and the child was reaped
+
+    assert reconcile(d, pg_url).exit_code == 0
+    ahead, after = both(d, pg_url)
+    assert ahead.exit_code == 0 and ahead.plan is not None and not ahead.plan.has_changes
+    assert_same(ahead, after)
+
+
+def test_the_read_aheads_errors_are_the_commands_own(tmp_path: Path, pg_url: str) -> None:
+    d = tmp_path / "s"
+    write_schedules(d, schedule("a", user_inputs=[{"x": 1}]))
+    missing = pg_url.rsplit("/", 1)[0] + "/rt_no_such_database"
+    ahead, after = both(d, missing)
+    assert (
+        ahead.exit_code == 1 and ahead.err[0].startswith("error: database: ") and "rt_no_such_database" in ahead.err[0]
+    )
+    assert_same(ahead, after)
+
+    # No schedule tables: the same refusal, raised where the read would raise it.
+    with pytest.raises(Exception) as read_after:
+        reconcile(d, pg_url, dry_run=True, read_ahead=False)
+    with pytest.raises(type(read_after.value)) as read_first:
+        reconcile(d, pg_url, dry_run=True)
+    assert str(read_first.value) == str(read_after.value)
+
+    # Detected or declared, the generation settles the same way: 4.x cannot pass user_inputs on.
+    init_compatible(pg_url).dispose()
+    ahead, after = both(d, pg_url, orchestrator=VersionChoice(version="4.7"))
+    assert ahead.exit_code == 1 and "user_inputs" in " ".join(ahead.err)
+    assert_same(ahead, after)
+
+
+def test_a_read_ahead_that_fails_leaves_the_read_to_the_command(
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    children: list[tuple[int, read_ahead.ReadResult | None]],
+) -> None:
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, schedule("a"), schedule("b"))
+    assert reconcile(d, pg_url).exit_code == 0
+    write_schedules(d, schedule("a"), schedule("b", trigger_kwargs={"hours": 2}))
+
+    def broken(*args: object) -> read_ahead.ReadResult:
+        raise RuntimeError("not a database error")
+
+    monkeypatch.setattr(read_ahead, "read", broken)  # the child inherits it, fails, and says nothing
+    ahead, after = both(d, pg_url)
+    assert [r for _, r in children] == [None]
+    assert ahead.exit_code == 2
+    assert_same(ahead, after)
+
+
+def test_files_that_fail_validation_end_the_read_ahead(
+    pg_url: str, tmp_path: Path, children: list[tuple[int, read_ahead.ReadResult | None]]
+) -> None:
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "broken.yaml").write_text("schedules: [\n")
+    outcome = reconcile(d, pg_url, dry_run=True)
+    assert outcome.exit_code == 1 and "validation failed" in outcome.err[-1]
+    ((pid, result),) = children
+    assert result is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped: no process left behind
+
+
+def test_the_snapshot_crosses_the_pipe_as_it_was_read(pg_url: str, tmp_path: Path) -> None:
+    """What the parent unpickles equals what the child read (its strings shared, nothing else changed)."""
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, *(schedule(k) for k in "abc"))
+    assert reconcile(d, pg_url).exit_code == 0
+    here = read_ahead.read(pg_url, None, 30.0)
+    ahead = read_ahead.ReadAhead.start(pg_url, None, 30.0)
+    assert ahead is not None
+    there = ahead.result()
+    assert there == here and there.snapshot is not None
+    assert {e.key for e in there.snapshot.ledger} == {"a", "b", "c"}
+    assert there.snapshot.links[schedule_id_for("default", "a")] == here.snapshot.links[schedule_id_for("default", "a")]
