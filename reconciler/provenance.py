@@ -145,26 +145,53 @@ def find_repo(directory: Path) -> SourceRepo | None:
 
     One `git rev-parse` answers both the work tree's root and HEAD.
     """
-    if not directory.is_dir():
-        return None
-    resolved = directory.resolve()
-    if not _inside_a_repository(resolved):
-        return None
-    try:
+    return RepoLookup(directory).result()
+
+
+class RepoLookup:
+    """`find_repo` with its `git rev-parse` started at once and read by `result()`, so that git runs while
+    the command parses the schedule files. `close()` ends a lookup nobody will read."""
+
+    def __init__(self, directory: Path) -> None:
+        self._resolved = directory.resolve() if directory.is_dir() else None
+        self._process: subprocess.Popen[bytes] | None = None
+        if self._resolved is None or not _inside_a_repository(self._resolved):
+            self._resolved = None
+            return
         # --verify -q HEAD exits 1 (after printing the root) in a repository without commits yet.
-        code, out = run_git(resolved, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD", ok_codes=(0, 1))
-    except GitError:
-        return None  # not a work tree (bare, inside .git), no git executable, or a repository git refuses
-    lines = _text(out).splitlines()
-    if not lines:
-        return None
-    root = Path(lines[0]).resolve()
-    try:
-        rel = resolved.relative_to(root).as_posix()
-    except ValueError:
-        return None
-    head = lines[1] if code == 0 and len(lines) > 1 else None
-    return SourceRepo(root, rel or ".", head)
+        argv = ["git", "-c", "core.quotepath=off", "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"]
+        try:
+            self._process = subprocess.Popen(
+                argv, cwd=self._resolved, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+            )
+        except OSError:  # no git executable, or the directory went away
+            self._resolved = None
+
+    def result(self) -> SourceRepo | None:
+        """The repository, or None: not a work tree (bare, inside .git), no git, or a repository git refuses."""
+        process, resolved = self._process, self._resolved
+        if process is None or resolved is None:
+            return None
+        self._process = None
+        out, _ = process.communicate()
+        if process.returncode not in (0, 1):
+            return None
+        lines = _text(out).splitlines()
+        if not lines:
+            return None
+        root = Path(lines[0]).resolve()
+        try:
+            rel = resolved.relative_to(root).as_posix()
+        except ValueError:
+            return None
+        head = lines[1] if process.returncode == 0 and len(lines) > 1 else None
+        return SourceRepo(root, rel or ".", head)
+
+    def close(self) -> None:
+        """Wait for git if nobody read it (it takes milliseconds), so no process is left behind."""
+        if self._process is not None:
+            self._process.communicate()
+            self._process = None
 
 
 def is_schedule_path(path: str, directory: str) -> bool:

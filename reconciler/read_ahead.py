@@ -13,7 +13,8 @@ The child is only a head start, never a second truth:
 - anything else (no fork on this platform, the child killed, a result that does not unpickle) returns
   None, and the parent reads for itself.
 It exits with `os._exit`, so none of the parent's cleanup, buffered output or atexit handlers run twice; it
-dies on SIGINT/SIGTERM and, under --timeout, by SIGALRM when the bound is past.
+dies on SIGINT/SIGTERM and, under --timeout, by SIGALRM when the bound is past. RECONCILER_READ_AHEAD=0
+turns it off (a platform where forking a process that imported libraries is unsafe).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from reconciler.state import LedgerEntry
 if TYPE_CHECKING:
     from reconciler.orchestrator_versions import Generation
     from reconciler.reads import LiveSnapshot
+
+
+ENV = "RECONCILER_READ_AHEAD"  # 0: a dry run reads after parsing, in its own process (no fork)
 
 
 class DatabaseReadFailed(CommandError):
@@ -103,7 +107,7 @@ class ReadAhead:
             return None
         # A file, not a pipe: the child writes its whole result and exits without waiting for the parent
         # to drain 64 KiB at a time (the unlinked file stays in the page cache).
-        out = tempfile.TemporaryFile()
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - held open across the fork; result() and close() close it
         pid = os.fork()
         if pid == 0:  # the child: never returns
             _child(out.fileno(), url, version, timeout)

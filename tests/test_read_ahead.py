@@ -182,3 +182,20 @@ def test_the_snapshot_crosses_the_pipe_as_it_was_read(pg_url: str, tmp_path: Pat
     assert there == here and there.snapshot is not None
     assert {e.key for e in there.snapshot.ledger} == {"a", "b", "c"}
     assert there.snapshot.links[schedule_id_for("default", "a")] == here.snapshot.links[schedule_id_for("default", "a")]
+
+
+def test_reading_ahead_can_be_turned_off(
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    children: list[tuple[int, read_ahead.ReadResult | None]],
+) -> None:
+    init_compatible(pg_url).dispose()
+    d = tmp_path / "s"
+    write_schedules(d, schedule("a"))
+    monkeypatch.setenv(read_ahead.ENV, "0")
+    assert reconcile(d, pg_url, dry_run=True, detailed_exitcode=True).exit_code == 2
+    assert children == []
+    monkeypatch.setenv(read_ahead.ENV, "1")
+    assert reconcile(d, pg_url, dry_run=True, detailed_exitcode=True).exit_code == 2
+    assert len(children) == 1

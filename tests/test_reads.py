@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler import reads
-from reconciler.state import row_hash
+from reconciler.state import LiveJob, row_hash
 
 
 @pytest.fixture
@@ -78,3 +78,19 @@ def test_the_server_computes_the_row_hash_python_does(pg: psycopg.Connection) ->
     for i, n, blob in rows:
         digest = hashlib.sha256(blob).hexdigest()
         assert found[i] == (n, digest, row_hash(digest, n))
+
+
+@given(
+    next_run_time=st.one_of(st.none(), st.floats(allow_nan=False)),
+    workflow_ids=st.lists(st.uuids().map(str), max_size=2).map(tuple),
+)
+def test_a_row_read_as_its_hashes_is_the_row_its_init_makes(
+    next_run_time: float | None, workflow_ids: tuple[str, ...]
+) -> None:
+    """`LiveJob.hashed` fills the record without the generated __init__: the same record, its row hash given."""
+    digest = hashlib.sha256(b"job_state").hexdigest()
+    made = LiveJob("id", next_run_time, workflow_ids, digest)
+    hashed = LiveJob.hashed("id", next_run_time, workflow_ids, digest, "given")
+    assert hashed == made and vars(hashed).keys() - {"row_hash"} == vars(made).keys()
+    assert hashed.row_hash == "given" and hashed.digest_only
+    assert made.row_hash == row_hash(digest, next_run_time)

@@ -7,6 +7,7 @@ Exit codes (DESIGN.md §3): 0 done / no changes, 1 error or refused, 2 changes p
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -107,14 +108,15 @@ def render_plan(
 
 
 def _git_context(
-    options: ReconcileOptions, desired: list[DesiredSchedule]
+    options: ReconcileOptions, desired: list[DesiredSchedule], lookup: provenance.RepoLookup
 ) -> tuple[provenance.SourceRepo | None, list[DesiredSchedule], provenance.GitProvenance | None]:
-    """The repository of the schedules directory, the schedules with repository-relative sources, and
-    HEAD's provenance (commit, author, dirty schedule files). Outside git: (None, desired, None).
+    """The repository of the schedules directory (`lookup`, started before the files were read), the schedules
+    with repository-relative sources, and HEAD's provenance (commit, author, dirty schedule files). Outside
+    git: (None, desired, None).
 
     Provenance is asked of git only when something records it (an apply, or a saved plan): a plain dry run
     needs the repository root alone, one `git rev-parse`."""
-    source = provenance.find_repo(options.directory)
+    source = lookup.result()
     if source is None:
         return None, desired, None
     recorded = not options.dry_run or options.plan_out is not None
@@ -206,7 +208,8 @@ def run(options: ReconcileOptions) -> Outcome:
 
         engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
     ahead = None
-    if reader is not None and reader.postgres and options.read_ahead and options.plan_in is None:
+    wanted = options.read_ahead and os.environ.get(read_ahead.ENV, "1") != "0"
+    if reader is not None and reader.postgres and wanted and options.plan_in is None:
         ahead = read_ahead.ReadAhead.start(options.db_url, options.orchestrator.version, options.apply.lock_timeout)
     try:
         return _run(options, reader, engine, now, target, ahead)
@@ -243,17 +246,23 @@ def _run(
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 return Outcome(1, err=[f"error: cannot read saved plan {options.plan_in}: {exc}"])
         else:
-            loaded = load_desired(
-                options.directory,
-                now=now,
-                completed=CompletedKeys(lambda: _completed_keys(options, settings, reader, engine)),
-                follow_symlinks_outside=options.follow_symlinks_outside,
-            )
-            if not loaded.ok:
-                # A broken file must never look like "these schedules were removed": abort before the database.
-                problems = [p for p in loaded.problems if p.is_error]
-                return Outcome(1, err=[format_problems(problems, "text"), "error: validation failed; nothing planned"])
-            source, desired, git = _git_context(options, loaded.schedules)
+            lookup = provenance.RepoLookup(options.directory)  # git answers while the files parse
+            try:
+                loaded = load_desired(
+                    options.directory,
+                    now=now,
+                    completed=CompletedKeys(lambda: _completed_keys(options, settings, reader, engine)),
+                    follow_symlinks_outside=options.follow_symlinks_outside,
+                )
+                if not loaded.ok:
+                    # A broken file must never look like "these schedules were removed": abort before the database.
+                    problems = [p for p in loaded.problems if p.is_error]
+                    return Outcome(
+                        1, err=[format_problems(problems, "text"), "error: validation failed; nothing planned"]
+                    )
+                source, desired, git = _git_context(options, loaded.schedules, lookup)
+            finally:
+                lookup.close()
             if settings.source is None:
                 settings = replace(settings, source=provenance.owner_source(options.directory, source))
             warnings = [p for p in loaded.problems if not p.is_error]
