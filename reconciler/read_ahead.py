@@ -75,8 +75,8 @@ def read(url: str, version: str | None, timeout: float) -> ReadResult:
     from reconciler.database_url import describe_db_error
 
     reader = reads.open_read_only(url, timeout=timeout)
-    if reader is None or not reader.postgres:
-        raise ValueError(f"read-ahead reads PostgreSQL only, not {url.partition('://')[0]}")
+    if reader is None:
+        raise ValueError("read ahead: a URL only SQLAlchemy reads")
     generation = None
     try:
         with reader.transaction():

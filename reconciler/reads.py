@@ -457,16 +457,25 @@ def read_live_state(reader: Reader, *, expect: ExpectRows | None = None) -> Live
     the rows expected unchanged: those that match are read as digests only, so a no-op plan of 10,000
     schedules moves and unpickles no job_state.
     """
-    names = table_names(reader)  # one catalog query for the three questions below
+    has_ledger, ledger_rows, workflow_rows = _ledger_and_workflows(reader)
+    if workflow_rows is None:
+        return LiveState((), ledger_rows, (), has_ledger)
+    expected = expect(ledger_rows, workflow_rows) if expect is not None else None
+    return LiveState(tuple(read_jobs(reader, expected)), ledger_rows, workflow_rows, has_ledger)
+
+
+def _ledger_and_workflows(reader: Reader) -> tuple[bool, tuple[LedgerEntry, ...], tuple[Workflow, ...] | None]:
+    """(whether the ledger exists, its rows, the workflows); no workflows (None) in an embedded SQLite
+    database without orchestrator-core's tables yet, which get made on its first apply. On PostgreSQL,
+    tables missing are an error: orchestrator-core's migrations make them."""
+    names = table_names(reader)  # one catalog query for both questions
     has_ledger = LEDGER_TABLE in names
     ledger_rows = tuple(_ledger_entries(reader)) if has_ledger else ()
     if not names >= SCHEDULE_TABLES:
-        if reader.postgres:  # the embedded SQLite default gets its tables on the first apply
+        if reader.postgres:
             raise MissingScheduleTables(missing_tables_message(reader.target))
-        return LiveState((), ledger_rows, (), has_ledger)
-    workflow_rows = tuple(read_workflows(reader))
-    expected = expect(ledger_rows, workflow_rows) if expect is not None else None
-    return LiveState(tuple(read_jobs(reader, expected)), ledger_rows, workflow_rows, has_ledger)
+        return has_ledger, ledger_rows, None
+    return has_ledger, ledger_rows, tuple(read_workflows(reader))
 
 
 @dataclass(frozen=True)
@@ -485,12 +494,10 @@ class LiveSnapshot:
 
 def read_snapshot(reader: Reader) -> LiveSnapshot:
     """PostgreSQL: ledger, workflows, links and row digests in one transaction (call inside one)."""
-    names = table_names(reader)
-    has_ledger = LEDGER_TABLE in names
-    ledger_rows = tuple(_ledger_entries(reader)) if has_ledger else ()
-    if not names >= SCHEDULE_TABLES:
-        raise MissingScheduleTables(missing_tables_message(reader.target))
-    workflows = tuple(read_workflows(reader))
+    if not reader.postgres:
+        raise ValueError("a snapshot reads PostgreSQL only (its row digests are the server's)")
+    has_ledger, ledger_rows, workflows = _ledger_and_workflows(reader)
+    assert workflows is not None  # PostgreSQL without the tables has raised
     return LiveSnapshot(has_ledger, ledger_rows, workflows, _links_by_job(reader), read_row_hashes(reader))
 
 
