@@ -616,8 +616,9 @@ class _Planner:
             source=source,
         )
         if change.action is Action.NOOP and entry is not None and _identity_of(entry) == wanted:
-            # The entry stays as it is (the common case: no entry is built).
-            return evolve(change, links_add=links_add, links_drop=links_drop) if links_add or links_drop else change
+            # The entry stays as it is, and there is nothing to link: a NOOP's row is linked exactly to its
+            # workflow (the fast path's test, or no "linked workflow" field), and a disabled one is not linked.
+            return change
         recorded = build(
             LedgerEntry,
             namespace=self.settings.namespace,

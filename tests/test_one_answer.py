@@ -10,7 +10,9 @@ import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -242,6 +244,24 @@ def test_the_one_step_path_for_unchanged_keys_plans_as_the_full_path(
     generation: int,
     special: str | None,
 ) -> None:
+    _assert_one_step_is_full_path(
+        before, others, kept, drifts, owners, lines, moved, ours, adopt_from, generation, special
+    )
+
+
+def _assert_one_step_is_full_path(
+    before: list[DesiredSchedule],
+    others: list[DesiredSchedule],
+    kept: list[bool],
+    drifts: list[tuple[str, int]],
+    owners: list[str | None],
+    lines: list[int | None],
+    moved: list[bool],
+    ours: str | None,
+    adopt_from: str | None,
+    generation: int,
+    special: str | None,
+) -> None:
     if special == "not a task":
         before = [replace(before[0], workflow_name="wf_c"), *before[1:]]
     live = drifted(memory_db.reconcile(before), drifts)
@@ -279,3 +299,59 @@ def test_the_one_step_path_for_unchanged_keys_plans_as_the_full_path(
     as_read = memory_db.as_edge_reads(live, declared)
 
     assert compute_plan(declared, as_read, plan_settings, NOW) == _full_path_only(declared, as_read, plan_settings)
+
+
+# The cases a few dozen examples can miss (a mutation run asks for 40), each spelled out.
+CASES = [
+    pytest.param(dict(generation=4), id="4.x and user_inputs"),
+    pytest.param(dict(owners=["repo:b"] * 3, ours=None, adopt_from="repo:b"), id="adopted without a source"),
+    pytest.param(dict(owners=["repo:b"] * 3, ours="repo:a", adopt_from="repo:b"), id="adopted"),
+    pytest.param(dict(owners=["repo:b"] * 3), id="owned by another source"),
+    pytest.param(dict(owners=[None] * 3), id="recorded before sources"),
+    pytest.param(dict(moved=[True] * 3), id="moved in the file"),
+    *(pytest.param(dict(special=special), id=special) for special in SPECIAL),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_one_step_path_in_each_case(case: dict[str, object]) -> None:
+    as_applied = [memory_db.desired("a", user_inputs=[{"x": 1}]), memory_db.desired("b"), memory_db.desired("c")]
+    given: dict[str, Any] = dict(
+        before=as_applied,
+        others=[],
+        kept=[True] * 3,
+        drifts=[],
+        owners=["ours"] * 3,
+        lines=[1, 2, None],
+        moved=[False] * 3,
+        ours="repo:a",
+        adopt_from=None,
+        generation=5,
+        special=None,
+    )
+    _assert_one_step_is_full_path(**(given | case))
+
+
+# --- what the fingerprint leaves out ----------------------------------------------------------------------
+
+
+def test_the_fingerprint_does_not_depend_on_the_order_rows_arrive_in() -> None:
+    declared = [memory_db.desired(k) for k in "abc"]
+    live = memory_db.reconcile(declared)
+    theirs = tuple(replace(e, namespace="other", key=f"{e.key}x", schedule_id=f"{e.schedule_id}x") for e in live.ledger)
+    live = replace(live, ledger=(*live.ledger, *theirs))
+    shuffled = replace(live, jobs=live.jobs[::-1], ledger=live.ledger[::-1], workflows=live.workflows[::-1])
+    plan = compute_plan(declared[:2], live, memory_db.SETTINGS, NOW)
+    assert compute_plan(declared[:2], shuffled, memory_db.SETTINGS, NOW).fingerprint == plan.fingerprint
+
+
+def test_a_deleted_schedules_row_that_fires_leaves_the_fingerprint_as_it_was() -> None:
+    """A saved plan that deletes `b` is not stale because `b` ran meanwhile: the scheduler moves its row."""
+    declared = [memory_db.desired(k) for k in "ab"]
+    live = memory_db.reconcile(declared)
+    b = next(j for j in live.jobs if j.id == schedule_id_for("default", "b"))
+    assert b.state is not None
+    fired = memory_db.rewrite(live, b.id, next_run_time=b.state["next_run_time"] + timedelta(hours=1))
+    plan = compute_plan(declared[:1], live, memory_db.SETTINGS, NOW)
+    assert [c.action for c in plan.pending] == [Action.DELETE]
+    assert compute_plan(declared[:1], fired, memory_db.SETTINGS, NOW).fingerprint == plan.fingerprint
