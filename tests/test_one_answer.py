@@ -338,7 +338,8 @@ def test_the_one_step_path_in_each_case(case: dict[str, object]) -> None:
 def test_the_fingerprint_does_not_depend_on_the_order_rows_arrive_in() -> None:
     declared = [memory_db.desired(k) for k in "abc"]
     live = memory_db.reconcile(declared)
-    theirs = tuple(replace(e, namespace="other", key=f"{e.key}x", schedule_id=f"{e.schedule_id}x") for e in live.ledger)
+    # Another namespace's entries under the same keys: only (namespace, key) orders them.
+    theirs = tuple(replace(e, namespace="other", schedule_id=f"{e.schedule_id}x") for e in live.ledger)
     live = replace(live, ledger=(*live.ledger, *theirs))
     shuffled = replace(live, jobs=live.jobs[::-1], ledger=live.ledger[::-1], workflows=live.workflows[::-1])
     plan = compute_plan(declared[:2], live, memory_db.SETTINGS, NOW)
