@@ -52,6 +52,18 @@ def run_git(cwd: Path, *args: str, ok_codes: Sequence[int] = (0,), stdin: bytes 
     return proc.returncode, proc.stdout
 
 
+def start_git(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
+    """One `git` process in `cwd`, started and left running; read its stdout with `communicate()`.
+    OSError when there is no git executable (or no `cwd`)."""
+    return subprocess.Popen(
+        ["git", "-c", "core.quotepath=off", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def _text(out: bytes) -> str:
     return out.decode(errors="replace")
 
@@ -158,12 +170,9 @@ class RepoLookup:
         if self._resolved is None or not _inside_a_repository(self._resolved):
             self._resolved = None
             return
-        # --verify -q HEAD exits 1 (after printing the root) in a repository without commits yet.
-        argv = ["git", "-c", "core.quotepath=off", "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD"]
         try:
-            self._process = subprocess.Popen(
-                argv, cwd=self._resolved, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-            )
+            # --verify -q HEAD exits 1 (after printing the root) in a repository without commits yet.
+            self._process = start_git(self._resolved, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD")
         except OSError:  # no git executable, or the directory went away
             self._resolved = None
 

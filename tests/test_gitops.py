@@ -253,13 +253,18 @@ def test_git_is_asked_only_what_a_command_records(
     source that owns the schedules) for a dry run, and the author and the dirty check only for what records
     them (an apply, a saved plan)."""
     asked: list[str] = []
-    real = provenance.run_git
+    real, started = provenance.run_git, provenance.start_git
 
     def counting(cwd: Path, *args: str, **kw: Any) -> tuple[int, bytes]:
         asked.append(args[0])
         return real(cwd, *args, **kw)
 
+    def counting_started(cwd: Path, *args: str) -> Any:  # the rev-parse that runs while the files parse
+        asked.append(args[0])
+        return started(cwd, *args)
+
     monkeypatch.setattr(provenance, "run_git", counting)
+    monkeypatch.setattr(provenance, "start_git", counting_started)
     plain = tmp_path / "plain" / "schedules.d"
     write_schedules(plain, schedule("alpha"))
     assert reconcile(plain, sqlite_url, dry_run=True).exit_code == 0
