@@ -12,6 +12,7 @@ tree at another commit (`--base`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -37,13 +38,14 @@ class GitError(Exception):
     """A git question that has no answer (unknown revision, no common ancestor, a failing git command)."""
 
 
+# core.quotepath=off: paths come back as they are (with -z they are never quoted anyway).
+GIT = ("git", "-c", "core.quotepath=off")
+
+
 def run_git(cwd: Path, *args: str, ok_codes: Sequence[int] = (0,), stdin: bytes | None = None) -> tuple[int, bytes]:
     """One `git` process in `cwd`; its exit code and stdout. Any other exit code is a GitError with git's last line."""
-    # core.quotepath=off: paths come back as they are (with -z they are never quoted anyway).
     try:
-        proc = subprocess.run(
-            ["git", "-c", "core.quotepath=off", *args], cwd=cwd, input=stdin, capture_output=True, check=False
-        )
+        proc = subprocess.run([*GIT, *args], cwd=cwd, input=stdin, capture_output=True, check=False)
     except OSError as exc:  # no git executable, or cwd gone
         raise GitError(f"git: {exc.strerror or exc}") from exc
     if proc.returncode not in ok_codes:
@@ -56,7 +58,7 @@ def start_git(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     """One `git` process in `cwd`, started and left running; read its stdout with `communicate()`.
     OSError when there is no git executable (or no `cwd`)."""
     return subprocess.Popen(
-        ["git", "-c", "core.quotepath=off", *args],
+        [*GIT, *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -165,21 +167,18 @@ class RepoLookup:
     the command parses the schedule files. `close()` ends a lookup nobody will read."""
 
     def __init__(self, directory: Path) -> None:
-        self._resolved = directory.resolve() if directory.is_dir() else None
         self._process: subprocess.Popen[bytes] | None = None
+        self._resolved = directory.resolve() if directory.is_dir() else None
         if self._resolved is None or not _inside_a_repository(self._resolved):
-            self._resolved = None
             return
-        try:
+        with contextlib.suppress(OSError):  # no git executable, or the directory went away: no repository
             # --verify -q HEAD exits 1 (after printing the root) in a repository without commits yet.
             self._process = start_git(self._resolved, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD")
-        except OSError:  # no git executable, or the directory went away
-            self._resolved = None
 
     def result(self) -> SourceRepo | None:
         """The repository, or None: not a work tree (bare, inside .git), no git, or a repository git refuses."""
         process, resolved = self._process, self._resolved
-        if process is None or resolved is None:
+        if process is None or resolved is None:  # no process is started without a resolved directory
             return None
         self._process = None
         out, _ = process.communicate()
