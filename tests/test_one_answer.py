@@ -219,34 +219,24 @@ def _full_path_only(after: list[DesiredSchedule], live: LiveState, plan_settings
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
-    before=schedules().filter(lambda found: len(found) >= 2),
-    others=schedules(),
-    kept=st.lists(st.sampled_from((True, True, False)), min_size=3, max_size=3),
-    drifts=st.lists(st.tuples(st.sampled_from(DRIFTS), st.integers(0, 5)), max_size=2),
-    owners=st.lists(st.sampled_from((*OWNERS, "ours", "ours")), min_size=3, max_size=3),
-    lines=st.lists(st.sampled_from((None, 1, 2)), min_size=3, max_size=3),
-    moved=st.lists(st.sampled_from((False, False, True)), min_size=3, max_size=3),
-    ours=st.sampled_from(OWNERS[:2]),
-    adopt_from=st.sampled_from(OWNERS),
-    generation=st.sampled_from((5, 5, 4)),
-    special=st.sampled_from((None, *SPECIAL)),
-)
-def test_the_one_step_path_for_unchanged_keys_plans_as_the_full_path(
-    before: list[DesiredSchedule],
-    others: list[DesiredSchedule],
-    kept: list[bool],
-    drifts: list[tuple[str, int]],
-    owners: list[str | None],
-    lines: list[int | None],
-    moved: list[bool],
-    ours: str | None,
-    adopt_from: str | None,
-    generation: int,
-    special: str | None,
-) -> None:
-    _assert_one_step_is_full_path(
-        before, others, kept, drifts, owners, lines, moved, ours, adopt_from, generation, special
+    case=st.fixed_dictionaries(
+        {
+            "before": schedules().filter(lambda found: len(found) >= 2),
+            "others": schedules(),
+            "kept": st.lists(st.sampled_from((True, True, False)), min_size=3, max_size=3),
+            "drifts": st.lists(st.tuples(st.sampled_from(DRIFTS), st.integers(0, 5)), max_size=2),
+            "owners": st.lists(st.sampled_from((*OWNERS, "ours", "ours")), min_size=3, max_size=3),
+            "lines": st.lists(st.sampled_from((None, 1, 2)), min_size=3, max_size=3),
+            "moved": st.lists(st.sampled_from((False, False, True)), min_size=3, max_size=3),
+            "ours": st.sampled_from(OWNERS[:2]),
+            "adopt_from": st.sampled_from(OWNERS),
+            "generation": st.sampled_from((5, 5, 4)),
+            "special": st.sampled_from((None, *SPECIAL)),
+        }
     )
+)
+def test_the_one_step_path_for_unchanged_keys_plans_as_the_full_path(case: dict[str, Any]) -> None:
+    _assert_one_step_is_full_path(**case)
 
 
 def _assert_one_step_is_full_path(
