@@ -12,24 +12,18 @@ The child is only a head start, never a second truth:
   as itself, a database error as the one line `describe_db_error` makes of it;
 - anything else (no fork on this platform, the child killed, a result that does not unpickle) returns
   None, and the parent reads for itself.
-It exits with `os._exit`, so none of the parent's cleanup, buffered output or atexit handlers run twice; it
-dies on SIGINT/SIGTERM and, under --timeout, by SIGALRM when the bound is past. RECONCILER_READ_AHEAD=0
-turns it off (a platform where forking a process that imported libraries is unsafe).
+The fork, the child's exit and its signals are forked.py's. RECONCILER_FORK=0 turns it off with every other
+helper (RECONCILER_READ_AHEAD=0, its older spelling, turns off this one).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import pickle
-import signal
-import tempfile
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
-from reconciler import deadline
 from reconciler.exit_codes import CommandError
+from reconciler.forked import Forked
 from reconciler.frozen import evolve
 
 if TYPE_CHECKING:
@@ -37,7 +31,7 @@ if TYPE_CHECKING:
     from reconciler.reads import LiveSnapshot
 
 
-ENV = "RECONCILER_READ_AHEAD"  # 0: a dry run reads after parsing, in its own process (no fork)
+ENV = "RECONCILER_READ_AHEAD"  # 0: a dry run reads after parsing (forked.ENV turns off every helper)
 
 
 class DatabaseReadFailed(CommandError):
@@ -93,75 +87,31 @@ def read(url: str, version: str | None, timeout: float) -> ReadResult:
 
 
 class ReadAhead:
-    """The parent's handle on a child that runs `read`: `result()` waits for it, `close()` ends it."""
+    """The parent's handle on a child that runs `read` (forked.py): `result()` waits for it, `close()` ends it."""
 
-    def __init__(self, pid: int, out: BinaryIO) -> None:
-        self._pid: int | None = pid
-        self._out = out
+    def __init__(self, child: Forked[ReadResult]) -> None:
+        self._child = child
 
     @classmethod
     def start(cls, url: str, version: str | None, timeout: float) -> ReadAhead | None:
-        """Fork the child that reads `url`; None where this platform cannot fork."""
-        if not hasattr(os, "fork"):
+        """Fork the child that reads `url`; None where helpers are off (forked.enabled, ENV)."""
+        if os.environ.get(ENV, "1") == "0":
             return None
-        # A file, not a pipe: the child writes its whole result and exits without waiting for the parent
-        # to drain 64 KiB at a time (the unlinked file stays in the page cache).
-        out = tempfile.TemporaryFile()  # noqa: SIM115 - held open across the fork; result() and close() close it
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            _child(out.fileno(), url, version, timeout)
-        return cls(pid, out)
+        child = Forked.start(lambda: _shared(read(url, version, timeout)), ReadResult)
+        return cls(child) if child is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id; None once it has been waited for."""
+        return self._child.pid
 
     def result(self) -> ReadResult | None:
         """What the child read (waiting for it), or None when it gave nothing usable: then read here."""
-        code = self._reap(kill=False)
-        try:
-            self._out.seek(0)
-            data = self._out.read()
-        finally:
-            self._out.close()
-        if code != 0 or not data:
-            return None
-        try:
-            found = pickle.loads(data)
-        except Exception:
-            return None
-        return found if isinstance(found, ReadResult) else None
+        return self._child.result()
 
     def close(self) -> None:
         """End the child if it is still running (the files failed validation, or an error came first)."""
-        self._reap(kill=True)
-        self._out.close()
-
-    def _reap(self, *, kill: bool) -> int:
-        if self._pid is None:
-            return -1
-        pid, self._pid = self._pid, None
-        if kill:
-            with contextlib.suppress(ProcessLookupError):  # it has exited already
-                os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
-
-
-def _child(fd: int, url: str, version: str | None, timeout: float) -> None:
-    code = 1
-    try:
-        # The parent's handlers say what an apply was doing; this process just ends.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        left = deadline.remaining()
-        if left is not None:  # the parent's watchdog thread is not in this process: the kernel ends it
-            signal.alarm(math.ceil(left + deadline.GRACE))
-        data = pickle.dumps(_shared(read(url, version, timeout)), protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        code = 0
-    except BaseException:  # whatever it was, the parent reads for itself
-        code = 1
-    finally:
-        os._exit(code)
+        self._child.close()
 
 
 def _shared(result: ReadResult) -> ReadResult:

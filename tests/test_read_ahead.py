@@ -33,11 +33,12 @@ def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, read_a
     def started(cls: type[read_ahead.ReadAhead], *args: Any) -> read_ahead.ReadAhead | None:
         ahead = start(cls, *args)
         if ahead is not None:
-            found.append((ahead._pid, None))
+            assert ahead.pid is not None
+            found.append((ahead.pid, None))
         return ahead
 
     def answered(self: read_ahead.ReadAhead) -> read_ahead.ReadResult | None:
-        pid = self._pid
+        pid = self.pid
         got = result(self)
         found[:] = [(p, got if p == pid else r) for p, r in found]
         return got

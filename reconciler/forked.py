@@ -1,0 +1,203 @@
+"""A value computed by a forked child process while this one goes on: the machine's other core.
+
+The child is only a head start, never a second truth: `result()` is the child's value, or None when it gave
+nothing usable (no fork on this platform, the child failed or was killed, a result that does not unpickle),
+and the caller then computes the value itself. So what a child computes must be a pure function of what
+the parent held at the fork; it must never use an inherited connection or write to the terminal.
+
+The child exits with `os._exit`: none of the parent's cleanup, buffered output, atexit handlers or
+connection finalizers run twice (a finalizer would end the parent's database session). It dies on
+SIGINT/SIGTERM and, under --timeout, by SIGALRM when the bound is past. RECONCILER_FORK=0 turns every
+child off (a platform where forking a process that imported libraries is unsafe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import os
+import pickle
+import signal
+import struct
+import tempfile
+from collections.abc import Callable
+from typing import Any, BinaryIO, Generic, TypeVar
+
+from reconciler import deadline
+
+ENV = "RECONCILER_FORK"  # 0: compute everything in this process
+
+T = TypeVar("T")
+
+
+def enabled() -> bool:
+    """Whether this process may fork helpers: the platform can, and RECONCILER_FORK is not 0."""
+    return hasattr(os, "fork") and os.environ.get(ENV, "1") != "0"
+
+
+class Forked(Generic[T]):
+    """The parent's handle on a child computing a `T`: `result()` waits for it, `close()` ends it."""
+
+    def __init__(self, pid: int, out: BinaryIO, kind: type[T]) -> None:
+        self._pid: int | None = pid
+        self._out = out
+        self._kind = kind
+        self._value: T | None = None
+
+    @classmethod
+    def start(cls, compute: Callable[[], T], kind: type[T]) -> Forked[T] | None:
+        """Fork a child that runs `compute()`; None where helpers are off. `kind`: what `result()` accepts."""
+        if not enabled():
+            return None
+        # A file, not a pipe: the child writes its whole result and exits without waiting for the parent
+        # to drain 64 KiB at a time (the unlinked file stays in the page cache).
+        out = tempfile.TemporaryFile()  # noqa: SIM115 - held open across the fork; result() and close() close it
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            _child(out.fileno(), compute)
+        return cls(pid, out, kind)
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id; None once it has been waited for."""
+        return self._pid
+
+    def result(self) -> T | None:
+        """The child's value (waiting for it the first time), or None when it gave nothing usable: then
+        compute it here."""
+        if self._out.closed:
+            return self._value
+        code = self._reap(kill=False)
+        try:
+            self._out.seek(0)
+            data = self._out.read()
+        finally:
+            self._out.close()
+        if code != 0 or not data:
+            return None
+        try:
+            found = pickle.loads(data)
+        except Exception:
+            return None
+        self._value = found if isinstance(found, self._kind) else None
+        return self._value
+
+    def close(self) -> None:
+        """End the child if it is still running (its value is no longer wanted)."""
+        self._reap(kill=True)
+        self._out.close()
+
+    def _reap(self, *, kill: bool) -> int:
+        if self._pid is None:
+            return -1
+        pid, self._pid = self._pid, None
+        if kill:
+            with contextlib.suppress(ProcessLookupError):  # it has exited already
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def _child(fd: int, compute: Callable[[], object]) -> None:
+    code = 1
+    try:
+        # The parent's handlers say what an apply was doing; this process just ends.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        left = deadline.remaining()
+        if left is not None:  # the parent's watchdog thread is not in this process: the kernel ends it
+            signal.alarm(math.ceil(left + deadline.GRACE))
+        data = pickle.dumps(compute(), protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        code = 0
+    except BaseException:  # whatever it was, the parent computes for itself
+        code = 1
+    finally:
+        os._exit(code)
+
+
+R = TypeVar("R")
+
+
+class NotHere(Exception):
+    """Raised by a computation the helper child must leave to the parent (it needs the parent's connection)."""
+
+
+class BothEnds(Generic[R]):
+    """`[compute(i) for i in range(count)]` shared by two processes: this one takes items from the front
+    (`front`), a child forked after this object was made takes them from the back (`back`), until they meet.
+
+    The two claim items through two counters in memory the fork shares. Claims may cross (both compute an
+    item: the front's answer is kept) or both stop short of one (the front computes it afterwards), so every
+    item is computed once in the list, which is the one a plain loop makes. An item whose computation
+    raises `NotHere` in the child is left to the front, which computes it with everything it holds.
+    """
+
+    def __init__(self, count: int, compute: Callable[[int], R]) -> None:
+        self.count = count
+        self._compute = compute
+        self._cursors = mmap.mmap(-1, 16)  # [next front claim, lowest back claim], shared across a fork
+        self._set(0, 0)
+        self._set(1, count)
+
+    def back(self) -> dict[int, R]:
+        """The child's part: items from the last one down, until it meets the front; by index."""
+        done: dict[int, R] = {}
+        for i in range(self.count - 1, -1, -1):
+            self._set(1, i)  # claimed, then checked: the front does the same from its end
+            if i < self._get(0):
+                break
+            try:
+                done[i] = self._compute(i)
+            except NotHere:
+                continue
+        return done
+
+    def front(self, theirs: Callable[[], dict[int, R] | None] | None) -> list[R]:
+        """This process's part, then the list: `theirs()` waits for the child's part (None: it gave none,
+        or there is no child). It is called only if the child claimed an item before the front was done."""
+        found: dict[int, R] = {}
+        i = 0
+        while i < self.count:
+            self._set(0, i + 1)
+            if theirs is not None and i >= self._get(1):
+                for j, value in (theirs() or {}).items():
+                    found.setdefault(j, value)
+                break
+            found[i] = self._compute(i)
+            i += 1
+        return [found[j] if j in found else self._compute(j) for j in range(self.count)]
+
+    def _set(self, slot: int, value: int) -> None:
+        struct.pack_into("q", self._cursors, slot * 8, value)
+
+    def _get(self, slot: int) -> int:
+        value: int = struct.unpack_from("q", self._cursors, slot * 8)[0]
+        return value
+
+
+class Helpers:
+    """The helper children one command forks for `BothEnds` work; `close()` ends those still running."""
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum  # fewer items than this: the fork would cost more than it saves
+        self._started: list[Forked[dict[Any, Any]]] = []
+
+    def back_of(self, shared: BothEnds[R]) -> Callable[[], dict[int, R] | None] | None:
+        """Fork a child computing `shared.back()`; how to wait for its part, or None (no child)."""
+        if shared.count < self.minimum:
+            return None
+        helper = Forked.start(shared.back, dict)
+        if helper is None:
+            return None
+        self._started.append(helper)
+        return helper.result
+
+    def close(self) -> None:
+        """End every child still running, and reap them all."""
+        for helper in self._started:
+            helper.close()
+        self._started.clear()
