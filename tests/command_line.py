@@ -70,6 +70,10 @@ def _as_a_process(argv: list[str], cwd: Path | None, env: Mapping[str, str] | No
         root.setLevel(saved_level)
 
 
+def _raised(stop: SystemExit) -> None:
+    raise stop
+
+
 def run_in_process(
     args: list[str],
     *,
@@ -85,12 +89,13 @@ def run_in_process(
     pty; the screen is stdout and stderr interleaved, returned as stdout.
     """
     argv = [str(script) if script else "schedules", *args]
-    # tune_gc freezes the heap and raises the collector's thresholds: right for a short command, not for
-    # the test process it would outlive.
+    # tune_gc freezes the heap and raises the collector's thresholds, end_process leaves without tearing the
+    # heap down: right for a short command, not for the test process it would outlive.
     with (
         _as_a_process(argv, cwd, env),
         CliRunner().isolation(input=input, color=terminal) as (out, err, screen),
         mock.patch("reconciler.cli.tune_gc"),
+        mock.patch("reconciler.cli.end_process", side_effect=_raised),
     ):
         if terminal:
             for stream in (sys.stdin, sys.stdout, sys.stderr):

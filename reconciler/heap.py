@@ -1,0 +1,64 @@
+"""How a command uses the garbage collector: a short process that builds many acyclic objects.
+
+Reference counting frees almost everything a command makes; the cyclic collector only rescans live data.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+
+def tune_gc() -> None:
+    """Fewer full garbage collections: a plan of 50,000 schedules builds millions of acyclic objects.
+
+    With the default thresholds the collector rescans the whole growing heap again and again (validating
+    50,000 schedules took 2.9 s instead of 1.8 s). The objects alive at start-up are frozen out of it.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection inside the block (the collector as it was after it).
+
+    For planning and writing: each collection there scans the 50,000 youngest objects, all of them alive
+    (~10 ms each, four or five of them for 10,000 schedules), and frees nothing.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def end_process(stop: SystemExit) -> NoReturn:
+    """Leave the process as `raise stop` would, without the interpreter's teardown of the heap.
+
+    At exit CPython frees every object one by one; after planning 10,000 schedules that took 60–100 ms of a
+    1.1 s dry run. The atexit handlers still run (logging flushes, temporary directories go) and the
+    output is flushed first. With another thread still running, the exit is the ordinary one (it waits for
+    that thread).
+    """
+    if threading.active_count() > 1:
+        raise stop
+    code = stop.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what the interpreter does with a message for an exit code
+        code = 1
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (or a stream was closed): as CPython, 120
+        os._exit(120)
+    os._exit(code or 0)
