@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.calendarinterval import CalendarIntervalTrigger
@@ -54,6 +54,30 @@ class ApplyResult:
     verified: bool
     remaining: int
     waited_seconds: float
+    rendered: str | None = None  # `render(plan)`, made by the helper child alongside the writes (else None)
+
+
+# A helper child (forked.py) builds part of the rows from this many on; below it the fork costs more than it
+# saves. The child takes the smaller share because it also renders the plan.
+HELPER_ROWS = 1000
+HELPER_SHARE = 0.4
+
+
+@dataclass(frozen=True)
+class _Aside:
+    """What the helper child made while the parent built the other rows: its rows by id, the rendered plan."""
+
+    rows: dict[str, JobRow]
+    rendered: str | None
+
+
+class _Written(NamedTuple):
+    """What `_apply_locked` committed: the plan, its writes, the seconds it waited, `render(plan)` if made."""
+
+    plan: Plan
+    writes: _Writes
+    waited: float
+    rendered: str | None
 
 
 def _take_lock(conn: Connection, timeout: float) -> None:
@@ -89,10 +113,20 @@ class _Writes:
     woken_candidates: list[tuple[str, str]] = field(default_factory=list)  # (schedule_id, name)
 
 
-def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySettings, now: datetime) -> _Writes:
-    """The rows, links and ledger entries that carry out the plan's changes, exactly as each Change decided."""
+def _collect(
+    plan: Plan,
+    live: LiveState,
+    settings: PlanSettings,
+    apply: ApplySettings,
+    now: datetime,
+    built: dict[str, JobRow] | None = None,
+) -> _Writes:
+    """The rows, links and ledger entries that carry out the plan's changes, exactly as each Change decided.
+
+    `built`: rows already built by `_rows` for these `live` rows and this `now`, by id (the helper's part)."""
     jobs = {j.id: j for j in live.jobs}
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
+    built = built or {}
     out = _Writes()
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
@@ -102,7 +136,9 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
         if change.remove_row:
             out.deletes.append(change.schedule_id)
         elif change.write_row:
-            written = _build_row(change, job, settings, now, first_fires)
+            written = built.get(change.schedule_id)
+            if written is None:
+                written = _build_row(change, job, settings, now, first_fires)
             (out.updates if job is not None else out.inserts).append(written)
             assert change.name is not None
             out.woken_candidates.append((written.id, change.name))
@@ -117,6 +153,47 @@ def _collect(plan: Plan, live: LiveState, settings: PlanSettings, apply: ApplySe
             entry = evolve(entry, **updates) if updates else entry
             out.ledger.append(entry)
     return out
+
+
+def _collect_helped(
+    plan: Plan,
+    live: LiveState,
+    settings: PlanSettings,
+    apply: ApplySettings,
+    now: datetime,
+    render: Callable[[Plan], str] | None,
+) -> tuple[_Writes, str | None]:
+    """`_collect`, and `render(plan)`: with many rows, a helper child (forked.py) renders the plan and
+    pickles a share of the rows while this process pickles the rest (pickling is most of a large apply's
+    own CPU). Without a usable helper, both happen here, the rendering left to the caller (None)."""
+    from reconciler import forked
+
+    rows = [c for c in plan.changes if c.write_row and not c.remove_row]
+    if len(rows) < HELPER_ROWS or not forked.enabled():
+        return _collect(plan, live, settings, apply, now), None
+    split = len(rows) - int(len(rows) * HELPER_SHARE)
+    mine, theirs = rows[:split], rows[split:]
+
+    def aside() -> _Aside:
+        return _Aside(_rows(theirs, live, settings, now), render(plan) if render is not None else None)
+
+    helper = forked.Forked.start(aside, _Aside)
+    try:
+        built = _rows(mine, live, settings, now)
+        got = helper.result() if helper is not None else None
+    finally:
+        if helper is not None:
+            helper.close()
+    if got is not None:
+        built |= got.rows
+    return _collect(plan, live, settings, apply, now, built), got.rendered if got is not None else None
+
+
+def _rows(changes: Sequence[Change], live: LiveState, settings: PlanSettings, now: datetime) -> dict[str, JobRow]:
+    """The rows `changes` write, by id, as `_collect` builds them."""
+    jobs = {j.id: j for j in live.jobs}
+    first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
+    return {c.schedule_id: _build_row(c, jobs.get(c.schedule_id), settings, now, first_fires) for c in changes}
 
 
 def _build_row(
@@ -213,15 +290,20 @@ def apply(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     sleep: Callable[[float], None] = time.sleep,
+    render: Callable[[Plan], str] | None = None,
 ) -> ApplyResult:
     """Plan and write under the lock, in one transaction; then wake the scheduler and verify.
 
     SIGINT/SIGTERM meanwhile raise `interrupts.Interrupted`, whose line says whether the commit happened.
+    `render`: how the caller will show the plan; a large apply's helper child renders it meanwhile (the
+    result's `rendered`, None when it did not).
     """
     with interrupts.interruptible():
         try:
             prepare(engine, apply_settings.lock_timeout)
-            plan, writes, waited = _apply_locked(engine, desired, settings, apply_settings, clock, sleep)
+            plan, writes, waited, rendered = _apply_locked(
+                engine, desired, settings, apply_settings, clock, sleep, render
+            )
         except OperationalError as exc:
             if interrupts.phase() is interrupts.Phase.COMMITTING:
                 interrupts.commit_failed()
@@ -238,7 +320,7 @@ def apply(
         interrupts.pause_point("committed")
         woken = wake_scheduler(apply_settings.redis_url, writes.woken_candidates)
         remaining = _verify(engine, writes, desired, settings, clock)
-    return ApplyResult(plan, woken, remaining == 0, remaining, waited)
+    return ApplyResult(plan, woken, remaining == 0, remaining, waited, rendered)
 
 
 def _verify(
@@ -278,7 +360,8 @@ def _apply_locked(
     apply_settings: ApplySettings,
     clock: Callable[[], datetime],
     sleep: Callable[[float], None],
-) -> tuple[Plan, _Writes, float]:
+    render: Callable[[Plan], str] | None = None,
+) -> _Written:
     """Plan under the apply lock, then write once no row the plan touches is held by a scheduler.
 
     PostgreSQL: each check takes `LOCK TABLE apscheduler_jobs IN ACCESS EXCLUSIVE MODE` in a savepoint,
@@ -303,7 +386,8 @@ def _apply_locked(
             interrupts.pause_point("planned")
             touched = _touched_rows(plan, live)
             exclusive = bool(touched) and not store.is_sqlite(conn)
-            basis, writes = live, _collect(plan, live, settings, apply_settings, now)
+            writes, rendered = _collect_helped(plan, live, settings, apply_settings, now, render)
+            basis = live
             for _check in range(MAX_HOLD_CHECKS):
                 savepoint = conn.begin_nested() if exclusive else None
                 fresh, reading = basis, {i: j.next_run_time for i, j in touched.items()}
@@ -323,7 +407,7 @@ def _apply_locked(
                         savepoint.commit()
                     interrupts.pause_point("written")
                     interrupts.committing()  # leaving the `with` commits
-                    return plan, writes, waited
+                    return _Written(plan, writes, waited, rendered)
                 if savepoint is not None:
                     savepoint.rollback()  # releases the table lock: the scheduler may move its rows now
                 pause = 0.0 if (moved and verdict.free) else verdict.wait if locked else guard.POLL

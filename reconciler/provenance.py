@@ -17,7 +17,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -263,7 +263,7 @@ def with_repo_sources(desired: Sequence[DesiredSchedule], source: SourceRepo) ->
         if rel == path:
             result.append(d)
         else:
-            result.append(replace(d, source=SourceLocation(rel, d.source.line, d.source.column)))
+            result.append(d.found_at(SourceLocation(rel, d.source.line, d.source.column)))
     return result
 
 

@@ -118,3 +118,17 @@ def test_build_refuses_default_factories() -> None:
 
     with pytest.raises(TypeError, match="default factory"):
         build(Listed)
+
+
+@given(path=st.text(min_size=1, max_size=20), line=st.integers(1, 10_000), cached=st.booleans())
+def test_a_schedule_found_elsewhere_is_the_schedule_replaced_there(path: str, line: int, cached: bool) -> None:
+    from reconciler.spec import DesiredSchedule, SourceLocation
+
+    here = DesiredSchedule("k", "task", "cron", {"minute": 5}, "UTC", source=SourceLocation("a.yaml", 1, 1))
+    if cached:
+        assert here.row_parts_repr  # computed before the copy: it must stay right
+    there = SourceLocation(path, line, 3)
+    moved = here.found_at(there)
+    assert moved == replace(here, source=there) and moved.source is there
+    assert moved.row_parts_repr == replace(here, source=there).row_parts_repr
+    assert here.source == SourceLocation("a.yaml", 1, 1)  # the original is untouched

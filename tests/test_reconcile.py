@@ -551,7 +551,7 @@ def test_post_commit_check_reads_back_what_was_written(db_url: str, tmp_path: Pa
     settings, apply_settings = PlanSettings(), ApplySettings(guard_seconds=0)
     engine = store.connect(db_url)
     applier.prepare(engine)
-    _plan, writes, _waited = applier._apply_locked(engine, desired, settings, apply_settings, lambda: now, time.sleep)
+    writes = applier._apply_locked(engine, desired, settings, apply_settings, lambda: now, time.sleep).writes
     clock = lambda: now  # noqa: E731
     assert applier._verify(engine, writes, desired, settings, clock) == 0
     a_id = schedule_id_for("default", "a")

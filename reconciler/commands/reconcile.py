@@ -7,7 +7,6 @@ Exit codes (DESIGN.md §3): 0 done / no changes, 1 error or refused, 2 changes p
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -18,11 +17,12 @@ from typing import Any
 
 import typer
 
-from reconciler import orchestrator_versions, provenance, read_ahead, reads, render
+from reconciler import forked, orchestrator_versions, provenance, read_ahead, reads, render
 from reconciler.apply_settings import ApplySettings, Provenance
-from reconciler.commands.validate import format_problems, load_desired
+from reconciler.commands.validate import HELPED_FILES, CheckedFile, FileHelper, format_problems, load_desired
 from reconciler.database_url import DEFAULT_DB_URL, describe_db_error, redact, redact_url
 from reconciler.exit_codes import CommandResult
+from reconciler.heap import collector_paused
 from reconciler.plan import Action, Change, Plan, PlanSettings, default_user_inputs, inputs_on_4x
 from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
 from reconciler.problems import Problem
@@ -202,36 +202,60 @@ def run(options: ReconcileOptions) -> Outcome:
     if options.base and not options.dry_run:
         return Outcome(1, err=["error: --base goes with --dry-run"])
     reader = reads.open_read_only(options.db_url, timeout=options.apply.lock_timeout) if options.dry_run else None
-    engine = None
-    if not options.dry_run:  # the apply's one engine: it also reads the completed keys, if validation asks
-        from reconciler import store
-
-        engine = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout)
+    engine = None if options.dry_run else _ApplyEngine(options)
     ahead = None
-    wanted = options.read_ahead and os.environ.get(read_ahead.ENV, "1") != "0"
-    if reader is not None and reader.postgres and wanted and options.plan_in is None:
+    if reader is not None and reader.postgres and options.read_ahead and options.plan_in is None:
         ahead = read_ahead.ReadAhead.start(options.db_url, options.orchestrator.version, options.apply.lock_timeout)
+    # Without a read ahead on the other core, a child of its own checks files from the end (forked.Helpers).
+    helpers = forked.Helpers(HELPED_FILES) if ahead is None else None
     try:
-        return _run(options, reader, engine, now, target, ahead)
+        return _run(options, reader, engine, now, target, ahead, helpers)
     finally:
         if ahead is not None:
             ahead.close()
+        if helpers is not None:
+            helpers.close()
         if reader is not None:
             reader.close()
         if engine is not None:
             engine.dispose()
 
 
+class _ApplyEngine:
+    """The apply's one engine (it also reads the completed keys, if validation asks), made on first use.
+
+    Made once the files' helper child has forked: importing SQLAlchemy and psycopg (~0.15 s) then happens
+    while the child checks files, and the child is forked from the smaller process."""
+
+    def __init__(self, options: ReconcileOptions) -> None:
+        self._options = options
+        self._engine: Any = None
+
+    def get(self) -> Any:
+        """The engine, made now if it was not yet."""
+        if self._engine is None:
+            from reconciler import store
+
+            self._engine = store.connect(self._options.db_url, lock_timeout=self._options.apply.lock_timeout)
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close the engine's connections, if it was made."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+
 def _run(
     options: ReconcileOptions,
     reader: reads.Reader | None,
-    engine: Any,
+    engine: _ApplyEngine | None,
     now: datetime,
     target: str,
     ahead: read_ahead.ReadAhead | None = None,
+    helpers: forked.Helpers | None = None,
 ) -> Outcome:
     """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads) or the
-    apply's engine, and the dry run's read ahead if one was started."""
+    apply's engine, the dry run's read ahead if one was started, and the helpers that may share the files."""
     settings = options.settings
     expected = None
     warnings: list[Problem] = []  # validation warnings (DST, weekday numbering): shown with the plan
@@ -251,8 +275,11 @@ def _run(
                 loaded = load_desired(
                     options.directory,
                     now=now,
-                    completed=CompletedKeys(lambda: _completed_keys(options, settings, reader, engine)),
+                    completed=CompletedKeys(
+                        lambda: _completed_keys(options, settings, reader, engine.get() if engine else None)
+                    ),
                     follow_symlinks_outside=options.follow_symlinks_outside,
+                    helper=_sharing(helpers, engine),
                 )
                 if not loaded.ok:
                     # A broken file must never look like "these schedules were removed": abort before the database.
@@ -275,59 +302,110 @@ def _run(
         return Outcome(1, err=[provenance.dirty_message(options.directory, git.dirty)])
     if not options.dry_run and git is not None and options.apply.provenance.commit is None:
         options = replace(options, apply=replace(options.apply, provenance=Provenance(git.recorded_commit, git.author)))
-    if options.dry_run:
-        read_only = None
-        if reader is None:  # a URL only SQLAlchemy reads; a URL it cannot read either fails here, as its own error
-            from reconciler import store
+    declared = _Declared(desired, settings, expected, warnings, source, git)
+    with collector_paused():
+        if options.dry_run:
+            return _dry_run(options, reader, declared, now, target, ahead)
+        assert engine is not None, "an apply has its engine"
+        return _apply(options, engine.get(), declared, now, target)
 
-            read_only = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
+
+def _sharing(helpers: forked.Helpers | None, engine: _ApplyEngine | None) -> FileHelper | None:
+    """load_desired's `helper`: fork the child that checks files from the end, then make the apply's engine
+    while it does (see _ApplyEngine)."""
+    if helpers is None:
+        return None
+
+    def share(shared: forked.BothEnds[CheckedFile]) -> Callable[[], dict[int, CheckedFile] | None] | None:
+        wait = helpers.back_of(shared)
+        if engine is not None:
+            engine.get()
+        return wait
+
+    return share
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """What a run plans from: the files' schedules (or a saved plan's), and what came with them."""
+
+    desired: list[DesiredSchedule]
+    settings: PlanSettings
+    expected: str | None  # the fingerprint a saved plan was made against
+    warnings: list[Problem]  # validation warnings (DST, weekday numbering): shown with the plan
+    source: provenance.SourceRepo | None
+    git: provenance.GitProvenance | None
+
+
+def _dry_run(
+    options: ReconcileOptions,
+    reader: reads.Reader | None,
+    declared: _Declared,
+    now: datetime,
+    target: str,
+    ahead: read_ahead.ReadAhead | None,
+) -> Outcome:
+    """The plan, shown (and saved with --out), nothing written."""
+    desired, settings, expected, warnings = declared.desired, declared.settings, declared.expected, declared.warnings
+    source, git = declared.source, declared.git
+    read_only = None
+    if reader is None:  # a URL only SQLAlchemy reads; a URL it cannot read either fails here, as its own error
+        from reconciler import store
+
+        read_only = store.connect(options.db_url, lock_timeout=options.apply.lock_timeout, read_only=True)
+    try:
+        fetched = ahead.result() if ahead is not None else None  # None: read here, after parsing
+        if fetched is not None:
+            settled = _settled(options, desired, _given(fetched, settings, options.orchestrator))
+        else:
+            settled = _settled(options, desired, _detecting(reader, read_only, settings, options.orchestrator))
+        if isinstance(settled, Outcome):
+            return settled
+        settings = settled
+        plan = _dry_run_plan(reader, read_only, desired, settings, now, fetched)
+    except read_ahead.DatabaseReadFailed as exc:
+        return Outcome(1, err=[f"error: {exc}"])
+    except Exception as exc:  # the database edge: one clear line, never a traceback
+        if not reads.is_database_error(exc):
+            raise
+        return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
+    finally:
+        if read_only is not None:
+            read_only.dispose()
+    if expected and plan.fingerprint != expected:
+        return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
+    origins: dict[str, str] = {}
+    if options.base and source is not None:
         try:
-            fetched = ahead.result() if ahead is not None else None  # None: read here, after parsing
-            if fetched is not None:
-                settled = _settled(options, desired, _given(fetched, settings, options.orchestrator))
-            else:
-                settled = _settled(options, desired, _detecting(reader, read_only, settings, options.orchestrator))
-            if isinstance(settled, Outcome):
-                return settled
-            settings = settled
-            plan = _dry_run_plan(reader, read_only, desired, settings, now, fetched)
-        except read_ahead.DatabaseReadFailed as exc:
+            origins = provenance.branch_origins(source, options.base, plan, desired)
+        except provenance.GitError as exc:
             return Outcome(1, err=[f"error: {exc}"])
-        except Exception as exc:  # the database edge: one clear line, never a traceback
-            if not reads.is_database_error(exc):
-                raise
-            return Outcome(1, err=[f"error: database: {describe_db_error(exc)}"])
-        finally:
-            if read_only is not None:
-                read_only.dispose()
-        if expected and plan.fingerprint != expected:
-            return Outcome(3, err=["error: stale plan: the database changed since the plan was made"])
-        origins: dict[str, str] = {}
-        if options.base and source is not None:
-            try:
-                origins = provenance.branch_origins(source, options.base, plan, desired)
-            except provenance.GitError as exc:
-                return Outcome(1, err=[f"error: {exc}"])
-        out = [
-            render_plan(
-                plan,
-                options.fmt,
-                color=options.color,
-                verbose=options.verbose,
-                target=target,
-                origins=origins,
-            )
-        ]
-        err: list[str] = []
-        if options.plan_out is not None:
-            options.plan_out.write_text(saved_plan_text(plan, desired, settings, git))
-            saved = f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}"
-            # JSON and Markdown are piped into files and comments: keep the note out of them.
-            (err if options.fmt in ("json", "markdown") else out).append(saved)
-        code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
-        err = _warning_lines(warnings, options.fmt) + err
-        return Outcome(code, out=out, err=err, plan=plan, origins=origins)
+    out = [
+        render_plan(
+            plan,
+            options.fmt,
+            color=options.color,
+            verbose=options.verbose,
+            target=target,
+            origins=origins,
+        )
+    ]
+    err: list[str] = []
+    if options.plan_out is not None:
+        options.plan_out.write_text(saved_plan_text(plan, desired, settings, git))
+        saved = f"Saved the plan to {options.plan_out}; apply it with --plan {options.plan_out}"
+        # JSON and Markdown are piped into files and comments: keep the note out of them.
+        (err if options.fmt in ("json", "markdown") else out).append(saved)
+    code = 1 if plan.errors else (2 if options.detailed_exitcode and plan.has_changes else 0)
+    err = _warning_lines(warnings, options.fmt) + err
+    return Outcome(code, out=out, err=err, plan=plan, origins=origins)
+
+
+def _apply(options: ReconcileOptions, engine: Any, declared: _Declared, now: datetime, target: str) -> Outcome:
+    """Plan under the lock and write, in one transaction (asking first when `options.approve` says so)."""
     from reconciler import apply as applier
+
+    desired, settings, expected, warnings = declared.desired, declared.settings, declared.expected, declared.warnings
 
     try:
         settled = _settled(options, desired, _detecting(None, engine, settings, options.orchestrator))
@@ -352,15 +430,16 @@ def _run(
                 expected, approved = shown.fingerprint, True
         if expected:
             apply_settings = replace(apply_settings, expected_fingerprint=expected)
+
+        def as_text(plan: Plan) -> str:
+            return render_plan(plan, options.fmt, color=options.color, verbose=options.verbose, target=target)
+
         try:
-            result = applier.apply(engine, desired, settings, apply_settings)
+            result = applier.apply(engine, desired, settings, apply_settings, render=None if approved else as_text)
         except applier.ApplyError as exc:
             return Outcome(exc.exit_code, err=[f"error: {redact(str(exc), options.apply.redis_url)}"])
-        out = (
-            []  # the plan was shown above the question
-            if approved
-            else [render_plan(result.plan, options.fmt, color=options.color, verbose=options.verbose, target=target)]
-        )
+        # [] when approved: the plan was shown above the question
+        out = [] if approved else [result.rendered if result.rendered is not None else as_text(result.plan)]
         if options.fmt != "json":
             out.append("")
             applied = len(result.plan.pending)

@@ -7,7 +7,7 @@ every problem carries the file position it came from. Nothing here touches a dat
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler import triggers, workflow_commands
+from reconciler import forked, triggers, workflow_commands
 from reconciler.exit_codes import CommandResult
 from reconciler.loader import LoadedFile, PathKey, find_schedule_files, load_file
 from reconciler.problems import Problem, Severity, error, warning
@@ -165,12 +165,49 @@ def _check_file(
     return resolved
 
 
+# From this many files on, a command's own helper child pays for its fork (forked.Helpers).
+HELPED_FILES = 64
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """One schedule file parsed and checked on its own: plain data (a helper child may have made it)."""
+
+    path: str
+    problems: list[Problem]
+    # (schedule, where its key is, where its moved_from is when it names the schedule's own key)
+    schedules: list[tuple[DesiredSchedule, tuple[int, int], tuple[int, int] | None]]
+
+
+def check_file(path: Path, now: datetime, completed: Container[str] = frozenset()) -> CheckedFile:
+    """Parse and check one schedule file: its problems and its resolved schedules, with their positions."""
+    loaded = load_file(path, display_path(path))
+    sink = DesiredSet(problems=list(loaded.problems))
+    found: list[tuple[DesiredSchedule, tuple[int, int], tuple[int, int] | None]] = []
+    if loaded.value is not None:
+        for desired, base in _check_file(loaded, now, sink, completed):
+            moved_at = loaded.positions.locate((*base, "moved_from")) if desired.moved_from == desired.key else None
+            found.append((desired, loaded.positions.locate((*base, "key")), moved_at))
+    return CheckedFile(loaded.path, sink.problems, found)
+
+
+FileHelper = Callable[[forked.BothEnds[CheckedFile]], Callable[[], dict[int, CheckedFile] | None] | None]
+
+
+class _ParentOnly:
+    """The completed keys in a helper child: asking them is the parent's (its database connection)."""
+
+    def __contains__(self, key: object) -> bool:
+        raise forked.NotHere
+
+
 def load_desired(
     directory: Path,
     *,
     now: datetime,
     completed: Container[str] = frozenset(),
     follow_symlinks_outside: bool = False,
+    helper: FileHelper | None = None,
 ) -> DesiredSet:
     """Read and check every schedule file below `directory` (no database needed).
 
@@ -178,6 +215,8 @@ def load_desired(
     not an error (reconcile and `validate --db` know them, a plain `validate` cannot). Asked only about a
     schedule whose run_date has passed, so it may read the database on first use.
     `follow_symlinks_outside`: read symlinks whose target is outside `directory` instead of failing.
+    `helper`: given the files as shared work, starts a child checking them from the end (the machine's
+    other core: forked.BothEnds) and returns how to wait for its part, or None. The result is the same.
     """
     out = DesiredSet()
     if not directory.is_dir():
@@ -186,31 +225,32 @@ def load_desired(
     first_place: dict[str, SourceLocation] = {}
     found = find_schedule_files(directory, follow_symlinks_outside=follow_symlinks_outside, display=display_path)
     out.problems.extend(found.problems)
-    for path in found.paths:
-        loaded = load_file(path, display_path(path))
-        out.files.append(loaded.path)
-        out.problems.extend(loaded.problems)
-        if loaded.value is None:
-            continue
-        for desired, base in _check_file(loaded, now, out, completed):
-            if desired.moved_from == desired.key:  # reported where the mistake is: at moved_from
-                line, col = loaded.positions.locate((*base, "moved_from"))
+    paths, parent = found.paths, os.getpid()
+
+    def check(i: int) -> CheckedFile:
+        return check_file(paths[i], now, completed if os.getpid() == parent else _ParentOnly())
+
+    shared = forked.BothEnds(len(paths), check)
+    for checked in shared.front(helper(shared) if helper is not None else None):
+        out.files.append(checked.path)
+        out.problems.extend(checked.problems)
+        for desired, (line, col), moved_at in checked.schedules:
+            if moved_at is not None:  # reported where the mistake is: at moved_from
                 message = f"{desired.key}: moved_from names the schedule's own key; drop it, or name the former key"
-                out.problems.append(error(loaded.path, line, col, message))
+                out.problems.append(error(checked.path, *moved_at, message))
                 continue
-            line, col = loaded.positions.locate((*base, "key"))
             earlier = first_place.get(desired.key)
             if earlier is not None:
                 out.problems.append(
                     error(
-                        loaded.path,
+                        checked.path,
                         line,
                         col,
                         f"key '{desired.key}' is used twice: here and at {earlier.path}:{earlier.line}",
                     )
                 )
                 continue
-            first_place[desired.key] = SourceLocation(loaded.path, line, col)
+            first_place[desired.key] = SourceLocation(checked.path, line, col)
             out.schedules.append(desired)
     _check_renames(out, first_place)
     out.problems.sort(key=lambda p: (p.path, p.line, p.column))
