@@ -15,7 +15,9 @@ and the median of the runs is shown, because on a shared machine absolute times 
   whole `reconcile` into a fresh database (peak RSS from the process's own rusage), no-op
   `reconcile --dry-run` ÷ `validate`, and at 10,000 orchestrator-core's own path (APScheduler `add_job` per
   schedule into SQLAlchemyJobStore, in this process, no start-up charged) ÷ the whole `reconcile`;
-- with two sizes, large ÷ small of each whole command.
+- with two sizes, large ÷ small of each whole command;
+- beside each whole `reconcile` and dry run, the same with `RECONCILER_FORK=0` (no helper process: what the
+  read ahead and the file and row helpers are worth).
 
 It prints the ratio table (now, target, met?) and the seconds behind it, and writes bench/results-whole.json.
 Not a test: nothing here runs under pytest (speed is measured here, never asserted in a timed test).
@@ -33,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +44,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = REPO / "schedules.d"
 SCHEDULES = [sys.executable, "-m", "reconciler"]  # the `schedules` console script runs the same main()
+NO_HELPERS = {"RECONCILER_FORK": "0"}  # no read ahead, no file or row helper: the command on one core
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,16 @@ class Run:
     code: int
 
 
-def run_process(argv: Sequence[str], cwd: Path, expect: int | Sequence[int] = 0) -> Run:
+def run_process(
+    argv: Sequence[str], cwd: Path, expect: int | Sequence[int] = 0, extra_env: Mapping[str, str] | None = None
+) -> Run:
     """Run one command to completion, its output to files (no pipe to drain), rusage of that child alone."""
     # Without PYTHONDONTWRITEBYTECODE (set on some CI machines, this one included): an installed package has
     # its bytecode cached, so a user's command does not compile its modules again on every start.
-    dropped = ("DATABASE_URI", "CACHE_URI", "RECONCILER_NAMESPACE", "PYTHONDONTWRITEBYTECODE")
+    dropped = ("DATABASE_URI", "CACHE_URI", "RECONCILER_NAMESPACE", "PYTHONDONTWRITEBYTECODE", "RECONCILER_FORK")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["NO_COLOR"] = "1"
+    env.update(extra_env or {})
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
@@ -153,10 +159,13 @@ def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, f
     git_repo(repo)
     apply_argv = ["reconcile", "schedules.d", "--guard-seconds", "0", "--max-deletes", str(n)]
     applies: list[Run] = []
+    alone: list[Run] = []  # the same apply with every helper process off: what they are worth
     add_job: list[float] = []
     for _ in range(repeat):  # each into a fresh database; orchestrator-core's path right after, alternating
         with database("postgres", work) as url:
             applies.append(run_process([*SCHEDULES, *apply_argv, "--db", url], repo))
+        with database("postgres", work) as url:
+            alone.append(run_process([*SCHEDULES, *apply_argv, "--db", url], repo, extra_env=NO_HELPERS))
         if with_add_job:
             with database("postgres", work) as url:
                 add_job.append(add_job_baseline(url, repo / "schedules.d", datetime.now(UTC)))
@@ -164,6 +173,8 @@ def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, f
         "apply": median(applies),
         "apply_cpu": median_cpu(applies),
         "apply_rss_mb": statistics.median(r.rss_mb for r in applies),
+        "apply_alone": median(alone),
+        "apply_alone_cpu": median_cpu(alone),
     }
     with database("postgres", work) as url:
         run_process([*SCHEDULES, *apply_argv, "--db", url], repo)
@@ -172,6 +183,11 @@ def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, f
                 "validate": lambda: run_process([*SCHEDULES, "validate", "schedules.d"], repo),
                 "dry_run": lambda: run_process(
                     [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"], repo
+                ),
+                "dry_run_alone": lambda: run_process(
+                    [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"],
+                    repo,
+                    extra_env=NO_HELPERS,
                 ),
             },
             repeat,
@@ -229,6 +245,12 @@ def print_report(results: dict[str, Any]) -> None:
     for n, r in sorted(results.get("scale", {}).items(), key=lambda item: int(item[0])):
         parts = ", ".join(f"{k} {v:.2f}" for k, v in r.items())
         print(f"N={int(n):,}: {parts}")
+    print()
+    print("what the helper processes are worth (RECONCILER_FORK=0 runs the command on one core), wall:")
+    for n, r in sorted(results.get("scale", {}).items(), key=lambda item: int(item[0])):
+        for key, name in (("apply", "reconcile"), ("dry_run", "reconcile --dry-run")):
+            if f"{key}_alone" in r:
+                print(f"  N={int(n):,} `{name}`: {r[key]:.2f} s with them, {r[key + '_alone']:.2f} s without")
 
 
 def main() -> None:
