@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -123,10 +123,11 @@ def _collect(
 ) -> _Writes:
     """The rows, links and ledger entries that carry out the plan's changes, exactly as each Change decided.
 
-    `built`: rows already built by `_rows` for these `live` rows and this `now`, by id (the helper's part)."""
+    `built`: every row the plan writes, by id, as `_rows` builds them for these `live` rows and this `now`
+    (`_collect_helped` shares that work with a child); None builds them here."""
     jobs = {j.id: j for j in live.jobs}
-    first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
-    built = built or {}
+    if built is None:
+        built = _rows(_writing(plan), jobs, settings, now)
     out = _Writes()
     for change in plan.changes:
         job = jobs.get(change.schedule_id)
@@ -136,9 +137,7 @@ def _collect(
         if change.remove_row:
             out.deletes.append(change.schedule_id)
         elif change.write_row:
-            written = built.get(change.schedule_id)
-            if written is None:
-                written = _build_row(change, job, settings, now, first_fires)
+            written = built[change.schedule_id]
             (out.updates if job is not None else out.inserts).append(written)
             assert change.name is not None
             out.woken_candidates.append((written.id, change.name))
@@ -168,30 +167,36 @@ def _collect_helped(
     own CPU). Without a usable helper, both happen here, the rendering left to the caller (None)."""
     from reconciler import forked
 
-    rows = [c for c in plan.changes if c.write_row and not c.remove_row]
-    if len(rows) < HELPER_ROWS or not forked.enabled():
+    writing = _writing(plan)
+    if len(writing) < HELPER_ROWS:
         return _collect(plan, live, settings, apply, now), None
-    split = len(rows) - int(len(rows) * HELPER_SHARE)
-    mine, theirs = rows[:split], rows[split:]
+    split = len(writing) - int(len(writing) * HELPER_SHARE)
+    mine, theirs = writing[:split], writing[split:]
+    jobs = {j.id: j for j in live.jobs}
 
     def aside() -> _Aside:
-        return _Aside(_rows(theirs, live, settings, now), render(plan) if render is not None else None)
+        return _Aside(_rows(theirs, jobs, settings, now), render(plan) if render is not None else None)
 
-    helper = forked.Forked.start(aside, _Aside)
+    helper = forked.Forked.start(aside, _Aside)  # None where helpers are off: then all of it here
     try:
-        built = _rows(mine, live, settings, now)
+        built = _rows(mine, jobs, settings, now)
         got = helper.result() if helper is not None else None
     finally:
         if helper is not None:
             helper.close()
-    if got is not None:
-        built |= got.rows
+    built |= got.rows if got is not None else _rows(theirs, jobs, settings, now)
     return _collect(plan, live, settings, apply, now, built), got.rendered if got is not None else None
 
 
-def _rows(changes: Sequence[Change], live: LiveState, settings: PlanSettings, now: datetime) -> dict[str, JobRow]:
-    """The rows `changes` write, by id, as `_collect` builds them."""
-    jobs = {j.id: j for j in live.jobs}
+def _writing(plan: Plan) -> list[Change]:
+    """The changes that write a row, in plan order (as `_collect` reads them)."""
+    return [c for c in plan.changes if c.write_row and not c.remove_row]
+
+
+def _rows(
+    changes: Sequence[Change], jobs: Mapping[str, LiveJob], settings: PlanSettings, now: datetime
+) -> dict[str, JobRow]:
+    """The rows `changes` write, by id; `jobs`: the live rows by id."""
     first_fires: dict[int, tuple[BaseTrigger, datetime | None]] = {}
     return {c.schedule_id: _build_row(c, jobs.get(c.schedule_id), settings, now, first_fires) for c in changes}
 
