@@ -86,32 +86,12 @@ def read(url: str, version: str | None, timeout: float) -> ReadResult:
         reader.close()
 
 
-class ReadAhead:
-    """The parent's handle on a child that runs `read` (forked.py): `result()` waits for it, `close()` ends it."""
-
-    def __init__(self, child: Forked[ReadResult]) -> None:
-        self._child = child
-
-    @classmethod
-    def start(cls, url: str, version: str | None, timeout: float) -> ReadAhead | None:
-        """Fork the child that reads `url`; None where helpers are off (forked.enabled, ENV)."""
-        if os.environ.get(ENV, "1") == "0":
-            return None
-        child = Forked.start(lambda: _shared(read(url, version, timeout)), ReadResult)
-        return cls(child) if child is not None else None
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id; None once it has been waited for."""
-        return self._child.pid
-
-    def result(self) -> ReadResult | None:
-        """What the child read (waiting for it), or None when it gave nothing usable: then read here."""
-        return self._child.result()
-
-    def close(self) -> None:
-        """End the child if it is still running (the files failed validation, or an error came first)."""
-        self._child.close()
+def start(url: str, version: str | None, timeout: float) -> Forked[ReadResult] | None:
+    """Fork the child that runs `read(url, ...)` (forked.py): its `result()` waits for the `ReadResult`, or
+    is None when it gave nothing usable; `close()` ends it. None where helpers are off (forked.enabled, ENV)."""
+    if os.environ.get(ENV, "1") == "0":
+        return None
+    return Forked.start(lambda: _shared(read(url, version, timeout)), ReadResult)
 
 
 def _shared(result: ReadResult) -> ReadResult:

@@ -16,6 +16,7 @@ import pytest
 
 from reconciler import read_ahead
 from reconciler.commands.reconcile import Outcome
+from reconciler.forked import Forked
 from reconciler.orchestrator_versions import VersionChoice
 from reconciler.plan import Change, schedule_id_for
 from tests.conftest import init_compatible
@@ -28,23 +29,23 @@ pytestmark = pytest.mark.postgres
 def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, read_ahead.ReadResult | None]]]:
     """Every read ahead a command starts: (child pid, what `result()` gave, or None until asked)."""
     found: list[tuple[int, read_ahead.ReadResult | None]] = []
-    start, result = read_ahead.ReadAhead.start.__func__, read_ahead.ReadAhead.result  # type: ignore[attr-defined]
+    start, result = read_ahead.start, Forked.result
 
-    def started(cls: type[read_ahead.ReadAhead], *args: Any) -> read_ahead.ReadAhead | None:
-        ahead = start(cls, *args)
+    def started(*args: Any) -> Forked[read_ahead.ReadResult] | None:
+        ahead = start(*args)
         if ahead is not None:
             assert ahead.pid is not None
             found.append((ahead.pid, None))
         return ahead
 
-    def answered(self: read_ahead.ReadAhead) -> read_ahead.ReadResult | None:
+    def answered(self: Forked[Any]) -> Any:
         pid = self.pid
         got = result(self)
         found[:] = [(p, got if p == pid else r) for p, r in found]
         return got
 
-    monkeypatch.setattr(read_ahead.ReadAhead, "start", classmethod(started))
-    monkeypatch.setattr(read_ahead.ReadAhead, "result", answered)
+    monkeypatch.setattr(read_ahead, "start", started)
+    monkeypatch.setattr(Forked, "result", answered)
     yield found
 
 
@@ -177,7 +178,7 @@ def test_the_snapshot_crosses_the_pipe_as_it_was_read(pg_url: str, tmp_path: Pat
     write_schedules(d, *(schedule(k) for k in "abc"))
     assert reconcile(d, pg_url).exit_code == 0
     here = read_ahead.read(pg_url, None, 30.0)
-    ahead = read_ahead.ReadAhead.start(pg_url, None, 30.0)
+    ahead = read_ahead.start(pg_url, None, 30.0)
     assert ahead is not None
     there = ahead.result()
     assert there == here and there.snapshot is not None

@@ -22,6 +22,7 @@ from reconciler.apply_settings import ApplySettings, Provenance
 from reconciler.commands.validate import HELPED_FILES, CheckedFile, FileHelper, format_problems, load_desired
 from reconciler.database_url import DEFAULT_DB_URL, describe_db_error, redact, redact_url
 from reconciler.exit_codes import CommandResult
+from reconciler.forked import Forked
 from reconciler.heap import collector_paused
 from reconciler.plan import Action, Change, Plan, PlanSettings, default_user_inputs, inputs_on_4x
 from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
@@ -205,7 +206,7 @@ def run(options: ReconcileOptions) -> Outcome:
     engine = None if options.dry_run else _ApplyEngine(options)
     ahead = None
     if reader is not None and reader.postgres and options.read_ahead and options.plan_in is None:
-        ahead = read_ahead.ReadAhead.start(options.db_url, options.orchestrator.version, options.apply.lock_timeout)
+        ahead = read_ahead.start(options.db_url, options.orchestrator.version, options.apply.lock_timeout)
     # Without a read ahead on the other core, a child of its own checks files from the end (forked.Helpers).
     helpers = forked.Helpers(HELPED_FILES) if ahead is None else None
     try:
@@ -251,7 +252,7 @@ def _run(
     engine: _ApplyEngine | None,
     now: datetime,
     target: str,
-    ahead: read_ahead.ReadAhead | None = None,
+    ahead: Forked[read_ahead.ReadResult] | None = None,
     helpers: forked.Helpers | None = None,
 ) -> Outcome:
     """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads) or the
@@ -343,7 +344,7 @@ def _dry_run(
     declared: _Declared,
     now: datetime,
     target: str,
-    ahead: read_ahead.ReadAhead | None,
+    ahead: Forked[read_ahead.ReadResult] | None,
 ) -> Outcome:
     """The plan, shown (and saved with --out), nothing written."""
     desired, settings, expected, warnings = declared.desired, declared.settings, declared.expected, declared.warnings
