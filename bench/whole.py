@@ -178,17 +178,12 @@ def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, f
     }
     with database("postgres", work) as url:
         run_process([*SCHEDULES, *apply_argv, "--db", url], repo)
+        dry_argv = [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"]
         runs = alternate(
             {
                 "validate": lambda: run_process([*SCHEDULES, "validate", "schedules.d"], repo),
-                "dry_run": lambda: run_process(
-                    [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"], repo
-                ),
-                "dry_run_alone": lambda: run_process(
-                    [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"],
-                    repo,
-                    extra_env=NO_HELPERS,
-                ),
+                "dry_run": lambda: run_process(dry_argv, repo),
+                "dry_run_alone": lambda: run_process(dry_argv, repo, extra_env=NO_HELPERS),
             },
             repeat,
             warm=False,
