@@ -6,6 +6,10 @@ None of it needs the files, and parsing them takes longer, so a child process (t
 reads while the parent parses; the parent then plans from the child's `LiveSnapshot`. A row the snapshot
 cannot vouch for (its spec changed) is read whole by the parent, as a dry run always did.
 
+Once it has read, the child checks schedule files from the last one down while the parent checks from the
+first (forked.BothEnds): at 10,000 schedules it reads in ~0.4 s while the parent parses for ~0.75 s, and
+would otherwise wait idle.
+
 The child is only a head start, never a second truth:
 - it reads what `reads.read_snapshot` and `orchestrator_versions.detect` read, in one read-only transaction;
 - what it raises comes back to be raised in the parent where the read would have raised it: a `CommandError`
@@ -19,9 +23,12 @@ helper (RECONCILER_READ_AHEAD=0, its older spelling, turns off this one).
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from reconciler import forked
 from reconciler.exit_codes import CommandError
 from reconciler.forked import Forked
 from reconciler.frozen import evolve
@@ -86,12 +93,71 @@ def read(url: str, version: str | None, timeout: float) -> ReadResult:
         reader.close()
 
 
-def start(url: str, version: str | None, timeout: float) -> Forked[ReadResult] | None:
-    """Fork the child that runs `read(url, ...)` (forked.py): its `result()` waits for the `ReadResult`, or
-    is None when it gave nothing usable; `close()` ends it. None where helpers are off (forked.enabled, ENV)."""
-    if os.environ.get(ENV, "1") == "0":
+def enabled() -> bool:
+    """Whether a dry run may read ahead: helpers are on (forked.enabled) and ENV is not 0."""
+    return forked.enabled() and os.environ.get(ENV, "1") != "0"
+
+
+class ReadAhead:
+    """The parent's handle on the read-ahead child: `result()` is its `ReadResult`, `helped()` what the
+    child computed after reading (`start`'s `then`), each None when the child gave nothing usable."""
+
+    def __init__(self, child: Forked[_Sent]) -> None:
+        self._child = child
+        self._result: ReadResult | None = None
+        self._unpacked = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id; None once it has been waited for."""
+        return self._child.pid
+
+    def result(self) -> ReadResult | None:
+        """What the child read (waiting for it), or None: then read here."""
+        if not self._unpacked:
+            self._unpacked = True
+            sent = self._child.result()
+            if sent is not None:
+                try:
+                    found = pickle.loads(sent.read)
+                except Exception:
+                    found = None
+                self._result = found if isinstance(found, ReadResult) else None
+        return self._result
+
+    def helped(self) -> dict[int, Any] | None:
+        """What `then()` returned in the child (waiting for it), or None: it gave nothing."""
+        sent = self._child.result()
+        return sent.helped if sent is not None else None
+
+    def close(self) -> None:
+        """End the child if it is still running."""
+        self._child.close()
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What the child writes: its `ReadResult`, pickled as soon as it was read (so the work after it never
+    delays the parent's unpickling of it by more than a copy), and what `then` returned."""
+
+    read: bytes
+    helped: dict[int, Any] | None
+
+
+def start(
+    url: str, version: str | None, timeout: float, then: Callable[[], dict[int, Any]] | None = None
+) -> ReadAhead | None:
+    """Fork the child that runs `read(url, ...)`, then `then()` (the dry run hands it the files to check from
+    the end: forked.BothEnds); `close()` ends it. None where helpers are off (`enabled`)."""
+    if not enabled():
         return None
-    return Forked.start(lambda: _shared(read(url, version, timeout)), ReadResult)
+
+    def compute() -> _Sent:
+        read_now = pickle.dumps(_shared(read(url, version, timeout)), protocol=pickle.HIGHEST_PROTOCOL)
+        return _Sent(read_now, then() if then is not None else None)
+
+    child = Forked.start(compute, _Sent)
+    return ReadAhead(child) if child is not None else None
 
 
 def _shared(result: ReadResult) -> ReadResult:

@@ -7,6 +7,7 @@ and holds the two outcomes equal: the plan, the exit code, the lines printed, th
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 
 from reconciler import read_ahead
+from reconciler.commands import validate
 from reconciler.commands.reconcile import Outcome
-from reconciler.forked import Forked
+from reconciler.commands.validate import HELPED_FILES
 from reconciler.orchestrator_versions import VersionChoice
 from reconciler.plan import Change, schedule_id_for
 from tests.conftest import init_compatible
@@ -29,23 +31,25 @@ pytestmark = pytest.mark.postgres
 def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, read_ahead.ReadResult | None]]]:
     """Every read ahead a command starts: (child pid, what `result()` gave, or None until asked)."""
     found: list[tuple[int, read_ahead.ReadResult | None]] = []
-    start, result = read_ahead.start, Forked.result
+    started_at: dict[int, int] = {}  # id(handle) → its place in `found` (its pid is gone once reaped)
+    start, result = read_ahead.start, read_ahead.ReadAhead.result
 
-    def started(*args: Any) -> Forked[read_ahead.ReadResult] | None:
-        ahead = start(*args)
+    def started(*args: Any, **kw: Any) -> read_ahead.ReadAhead | None:
+        ahead = start(*args, **kw)
         if ahead is not None:
             assert ahead.pid is not None
+            started_at[id(ahead)] = len(found)
             found.append((ahead.pid, None))
         return ahead
 
-    def answered(self: Forked[Any]) -> Any:
-        pid = self.pid
+    def answered(self: read_ahead.ReadAhead) -> read_ahead.ReadResult | None:
         got = result(self)
-        found[:] = [(p, got if p == pid else r) for p, r in found]
+        at = started_at[id(self)]
+        found[at] = (found[at][0], got)
         return got
 
     monkeypatch.setattr(read_ahead, "start", started)
-    monkeypatch.setattr(Forked, "result", answered)
+    monkeypatch.setattr(read_ahead.ReadAhead, "result", answered)
     yield found
 
 
@@ -201,3 +205,84 @@ def test_reading_ahead_can_be_turned_off(
     monkeypatch.setenv(read_ahead.ENV, "1")
     assert reconcile(d, pg_url, dry_run=True, detailed_exitcode=True).exit_code == 2
     assert len(children) == 1
+
+
+def test_the_child_hands_back_what_it_did_after_reading(pg_url: str, tmp_path: Path) -> None:
+    """`then` runs in the child once it has read; its value comes back beside the read, and a `then` that
+    raises leaves both to the parent."""
+    init_compatible(pg_url).dispose()
+    here = read_ahead.read(pg_url, None, 30.0)
+    parent = os.getpid()
+    ahead = read_ahead.start(pg_url, None, 30.0, then=lambda: {0: os.getpid() != parent})
+    assert ahead is not None
+    assert ahead.helped() == {0: True}  # computed in another process
+    assert ahead.result() == here
+
+    def broken() -> dict[int, Any]:
+        raise RuntimeError("not here")
+
+    failed = read_ahead.start(pg_url, None, 30.0, then=broken)
+    assert failed is not None
+    assert failed.helped() is None and failed.result() is None
+
+
+def test_files_the_child_checks_after_reading_plan_as_the_commands_own(
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    children: list[tuple[int, read_ahead.ReadResult | None]],
+) -> None:
+    """From HELPED_FILES files on, the read-ahead child checks files from the end once it has read: the plan,
+    warnings and errors are those of the dry run that reads and parses in one process."""
+    init_compatible(pg_url).dispose()
+    # The parent checks its first file only once the child has checked one: the child then checks every
+    # file but the first (however fast this machine parses), and the parent waits for them.
+    parent, marker, check = os.getpid(), tmp_path / "child-checked", validate.check_file
+
+    def handed_over(path: Path, *args: Any) -> validate.CheckedFile:
+        if os.getpid() != parent:
+            marker.touch()
+        elif not marker.exists():
+            for _ in range(3000):
+                if marker.exists():
+                    break
+                time.sleep(0.01)
+        return check(path, *args)
+
+    d = tmp_path / "s"
+    count = HELPED_FILES + 16
+    for f in range(count):
+        write_schedules(
+            d, schedule(f"k{f:03d}", trigger="cron", trigger_kwargs={"hour": f % 24}), name=f"f{f:03d}.yaml"
+        )
+    assert reconcile(d, pg_url).exit_code == 0
+    monkeypatch.setattr(validate, "check_file", handed_over)
+    # One change from the end (the child's end), a warning (a DST gap) and a new schedule from the front.
+    write_schedules(
+        d,
+        schedule(f"k{count - 1:03d}", trigger="cron", trigger_kwargs={"hour": 7, "minute": 5}),
+        name=f"f{count - 1:03d}.yaml",
+    )
+    write_schedules(
+        d,
+        schedule("dst", trigger="cron", trigger_kwargs={"hour": 2, "minute": 30}, timezone="Europe/Amsterdam"),
+        name="f000.yaml",
+    )
+    ahead, after = both(d, pg_url)
+    assert ahead.exit_code == 2 and ahead.plan is not None
+    assert {c.key: c.action.value for c in ahead.plan.pending} == {
+        f"k{count - 1:03d}": "update",
+        "dst": "create",
+        "k000": "delete",
+    }
+    assert any("does not exist" in line for line in ahead.err)
+    assert_same(ahead, after)
+    (_, result), *rest = children
+    assert not rest and result is not None and result.snapshot is not None
+    assert marker.exists()  # the child checked files (all but the first)
+
+    # A file broken anywhere is reported as the one-process run reports it, and nothing is planned.
+    (d / f"f{count - 2:03d}.yaml").write_text("schedules: [\n")
+    ahead, after = both(d, pg_url, max_deletes=5)
+    assert ahead.exit_code == 1 and "validation failed" in ahead.err[-1]
+    assert_same(ahead, after)

@@ -22,7 +22,6 @@ from reconciler.apply_settings import ApplySettings, Provenance
 from reconciler.commands.validate import HELPED_FILES, CheckedFile, FileHelper, format_problems, load_desired
 from reconciler.database_url import DEFAULT_DB_URL, describe_db_error, redact, redact_url
 from reconciler.exit_codes import CommandResult
-from reconciler.forked import Forked
 from reconciler.heap import collector_paused
 from reconciler.plan import Action, Change, Plan, PlanSettings, default_user_inputs, inputs_on_4x
 from reconciler.planfile import plan_json, read_saved_plan, review_digest, saved_plan_text
@@ -206,7 +205,7 @@ def run(options: ReconcileOptions) -> Outcome:
     engine = None if options.dry_run else _ApplyEngine(options)
     ahead = None
     if reader is not None and reader.postgres and options.read_ahead and options.plan_in is None:
-        ahead = read_ahead.start(options.db_url, options.orchestrator.version, options.apply.lock_timeout)
+        ahead = _ReadAheadStart(options) if read_ahead.enabled() else None
     # Without a read ahead on the other core, a child of its own checks files from the end (forked.Helpers).
     helpers = forked.Helpers(HELPED_FILES) if ahead is None else None
     try:
@@ -220,6 +219,34 @@ def run(options: ReconcileOptions) -> Outcome:
             reader.close()
         if engine is not None:
             engine.dispose()
+
+
+class _ReadAheadStart:
+    """A dry run's read ahead (read_ahead.py), forked once the schedule files are listed: the child reads the
+    database, then checks files from the end while this process checks from the front."""
+
+    def __init__(self, options: ReconcileOptions) -> None:
+        self._options = options
+        self._started: read_ahead.ReadAhead | None = None
+
+    def share(self, shared: forked.BothEnds[CheckedFile]) -> Callable[[], dict[int, CheckedFile] | None] | None:
+        """load_desired's `helper`: start the child; how to wait for the files it checked (None: no child)."""
+        o = self._options
+        helps = shared.count >= HELPED_FILES  # fewer files: done before the child has read
+        started = read_ahead.start(
+            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=shared.back if helps else None
+        )
+        self._started = started
+        return started.helped if started is not None and helps else None
+
+    def result(self) -> read_ahead.ReadResult | None:
+        """What the child read, or None (not started, or it gave nothing): then the dry run reads here."""
+        return self._started.result() if self._started is not None else None
+
+    def close(self) -> None:
+        """End the child if it is still running."""
+        if self._started is not None:
+            self._started.close()
 
 
 class _ApplyEngine:
@@ -252,7 +279,7 @@ def _run(
     engine: _ApplyEngine | None,
     now: datetime,
     target: str,
-    ahead: Forked[read_ahead.ReadResult] | None = None,
+    ahead: _ReadAheadStart | None = None,
     helpers: forked.Helpers | None = None,
 ) -> Outcome:
     """`run`, given the read-only reader of a dry run (None: an apply, or a URL only SQLAlchemy reads) or the
@@ -280,7 +307,7 @@ def _run(
                         lambda: _completed_keys(options, settings, reader, engine.get() if engine else None)
                     ),
                     follow_symlinks_outside=options.follow_symlinks_outside,
-                    helper=_sharing(helpers, engine),
+                    helper=ahead.share if ahead is not None else _sharing(helpers, engine),
                 )
                 if not loaded.ok:
                     # A broken file must never look like "these schedules were removed": abort before the database.
@@ -344,7 +371,7 @@ def _dry_run(
     declared: _Declared,
     now: datetime,
     target: str,
-    ahead: Forked[read_ahead.ReadResult] | None,
+    ahead: _ReadAheadStart | None,
 ) -> Outcome:
     """The plan, shown (and saved with --out), nothing written."""
     desired, settings, expected, warnings = declared.desired, declared.settings, declared.expected, declared.warnings
