@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from reconciler import forked
 from reconciler.exit_codes import CommandError
 from reconciler.forked import Forked
-from reconciler.frozen import evolve
 
 if TYPE_CHECKING:
     from reconciler.orchestrator_versions import Generation
@@ -163,25 +162,24 @@ def start(
 def _shared(result: ReadResult) -> ReadResult:
     """`result` with equal strings and timestamps as one object each. Pickle then writes each once: every
     ledger row repeats its namespace, workflow, file, commit, author, time and owner, and every link a
-    workflow id. The parent unpickles 10,000 schedules' snapshot in ~45 ms instead of ~100 ms."""
+    workflow id. The parent unpickles 10,000 schedules' snapshot in ~45 ms instead of ~100 ms.
+
+    The entries are changed in place (through their `__dict__`: they are frozen), at a third of the cost of
+    copying them: they were made by this child's own read, and nothing else holds them."""
     snapshot = result.snapshot
     if snapshot is None:
         return result
     memo: dict[Any, Any] = {}
     one = memo.setdefault
-    ledger = tuple(
-        evolve(
-            e,
-            namespace=one(e.namespace, e.namespace),
-            workflow_name=one(e.workflow_name, e.workflow_name),
-            source_path=one(e.source_path, e.source_path),
-            applied_commit=one(e.applied_commit, e.applied_commit),
-            applied_author=one(e.applied_author, e.applied_author),
-            # equal instants in other zones stay apart
-            applied_at=one((e.applied_at, getattr(e.applied_at, "tzinfo", None)), e.applied_at),
-            source=one(e.source, e.source),
-        )
-        for e in snapshot.ledger
-    )
+    for e in snapshot.ledger:
+        fields = e.__dict__
+        fields["namespace"] = one(e.namespace, e.namespace)
+        fields["workflow_name"] = one(e.workflow_name, e.workflow_name)
+        fields["source_path"] = one(e.source_path, e.source_path)
+        fields["applied_commit"] = one(e.applied_commit, e.applied_commit)
+        fields["applied_author"] = one(e.applied_author, e.applied_author)
+        # equal instants in other zones stay apart
+        fields["applied_at"] = one((e.applied_at, getattr(e.applied_at, "tzinfo", None)), e.applied_at)
+        fields["source"] = one(e.source, e.source)
     links = {job: tuple(one(w, w) for w in ids) for job, ids in snapshot.links.items()}
-    return replace(result, snapshot=replace(snapshot, ledger=ledger, links=links))
+    return replace(result, snapshot=replace(snapshot, links=links))

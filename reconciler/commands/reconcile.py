@@ -234,7 +234,7 @@ class _ReadAheadStart:
         o = self._options
         helps = shared.count >= HELPED_FILES  # fewer files: done before the child has read
         started = read_ahead.start(
-            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=shared.back if helps else None
+            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=(lambda: _checked(shared)) if helps else None
         )
         self._started = started
         return started.helped if started is not None and helps else None
@@ -247,6 +247,16 @@ class _ReadAheadStart:
         """End the child if it is still running."""
         if self._started is not None:
             self._started.close()
+
+
+def _checked(shared: forked.BothEnds[CheckedFile]) -> dict[int, CheckedFile]:
+    """The read-ahead child's files, with each schedule's `row_parts_repr` made: the plan's digest needs it
+    (~6 µs a schedule), and the child has the time; the cached string crosses with the schedule."""
+    files = shared.back()
+    for checked in files.values():
+        for desired, _, _ in checked.schedules:
+            _ = desired.row_parts_repr
+    return files
 
 
 class _ApplyEngine:
