@@ -15,7 +15,7 @@ and the median of the runs is shown, because on a shared machine absolute times 
   whole `reconcile` into a fresh database (peak RSS from the process's own rusage), no-op
   `reconcile --dry-run` ÷ `validate`, and at 10,000 orchestrator-core's own path (APScheduler `add_job` per
   schedule into SQLAlchemyJobStore, in this process, no start-up charged) ÷ the whole `reconcile`;
-- with two sizes, large ÷ small of each whole command;
+- with two sizes, large ÷ small of each whole command, the sizes alternating too (their runs a minute apart);
 - beside each whole `reconcile` and dry run, the same with `RECONCILER_FORK=0` (no helper process: what the
   read ahead and the file and row helpers are worth).
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import json
 import os
 import shutil
@@ -150,47 +151,65 @@ def startup(work: Path, repeat: int) -> dict[str, float]:
     return medians(runs)
 
 
-def at_scale(work: Path, n: int, repeat: int, with_add_job: bool) -> dict[str, float]:
-    """N schedules in N/10 files on PostgreSQL: whole apply, no-op dry run and validate; add_job beside them."""
+def at_scale(work: Path, sizes: Sequence[int], repeat: int) -> dict[str, dict[str, float]]:
+    """For each N of `sizes`, N schedules in N/10 files on PostgreSQL: whole apply, no-op dry run and validate;
+    at 10,000 orchestrator-core's add_job path beside them. By N (as a string, for the JSON).
+
+    The sizes alternate as the commands do (10,000 then 50,000, then 10,000 again): a ratio across sizes then
+    compares runs made a minute apart, not phases made minutes apart on a machine whose speed drifts (an
+    earlier layout, one size after the other, once measured `validate` of 50,000 ÷ 10,000 at 5.4×, and at
+    2.5× in the next run)."""
     from bench.run import add_job_baseline, database, write_tree
 
-    repo = work / f"scale{n}"
-    write_tree(repo / "schedules.d", n)
-    git_repo(repo)
-    apply_argv = ["reconcile", "schedules.d", "--guard-seconds", "0", "--max-deletes", str(n)]
-    applies: list[Run] = []
-    alone: list[Run] = []  # the same apply with every helper process off: what they are worth
+    repos: dict[int, Path] = {}
+    for n in sizes:
+        repos[n] = work / f"scale{n}"
+        write_tree(repos[n] / "schedules.d", n)
+        git_repo(repos[n])
+
+    def apply_argv(n: int) -> list[str]:
+        return [*SCHEDULES, "reconcile", "schedules.d", "--guard-seconds", "0", "--max-deletes", str(n)]
+
+    def fresh_apply(n: int, env: Mapping[str, str] | None = None) -> Run:
+        with database("postgres", work) as url:
+            return run_process([*apply_argv(n), "--db", url], repos[n], extra_env=env)
+
+    applies: dict[str, list[Run]] = {f"{n}:{kind}": [] for n in sizes for kind in ("apply", "apply_alone")}
     add_job: list[float] = []
     for _ in range(repeat):  # each into a fresh database; orchestrator-core's path right after, alternating
-        with database("postgres", work) as url:
-            applies.append(run_process([*SCHEDULES, *apply_argv, "--db", url], repo))
-        with database("postgres", work) as url:
-            alone.append(run_process([*SCHEDULES, *apply_argv, "--db", url], repo, extra_env=NO_HELPERS))
-        if with_add_job:
+        for n in sizes:
+            applies[f"{n}:apply"].append(fresh_apply(n))
+            # the same apply with every helper process off: what they are worth
+            applies[f"{n}:apply_alone"].append(fresh_apply(n, NO_HELPERS))
+        if 10_000 in sizes:
             with database("postgres", work) as url:
-                add_job.append(add_job_baseline(url, repo / "schedules.d", datetime.now(UTC)))
-    results: dict[str, float] = {
-        "apply": median(applies),
-        "apply_cpu": median_cpu(applies),
-        "apply_rss_mb": statistics.median(r.rss_mb for r in applies),
-        "apply_alone": median(alone),
-        "apply_alone_cpu": median_cpu(alone),
-    }
-    with database("postgres", work) as url:
-        run_process([*SCHEDULES, *apply_argv, "--db", url], repo)
-        dry_argv = [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"]
-        runs = alternate(
-            {
-                "validate": lambda: run_process([*SCHEDULES, "validate", "schedules.d"], repo),
-                "dry_run": lambda: run_process(dry_argv, repo),
-                "dry_run_alone": lambda: run_process(dry_argv, repo, extra_env=NO_HELPERS),
-            },
-            repeat,
-            warm=False,
-        )
-        results |= medians(runs)
+                add_job.append(add_job_baseline(url, repos[10_000] / "schedules.d", datetime.now(UTC)))
+    results: dict[str, dict[str, float]] = {str(n): {} for n in sizes}
+    for n in sizes:
+        ran, alone = applies[f"{n}:apply"], applies[f"{n}:apply_alone"]
+        results[str(n)] = {
+            "apply": median(ran),
+            "apply_cpu": median_cpu(ran),
+            "apply_rss_mb": statistics.median(r.rss_mb for r in ran),
+            "apply_alone": median(alone),
+            "apply_alone_cpu": median_cpu(alone),
+        }
+    with contextlib.ExitStack() as databases:
+        commands: dict[str, Callable[[], Run]] = {}
+        for n in sizes:
+            url = databases.enter_context(database("postgres", work))
+            run_process([*apply_argv(n), "--db", url], repos[n])
+            dry_argv = [*SCHEDULES, "reconcile", "schedules.d", "--db", url, "--dry-run", "--detailed-exitcode"]
+            commands |= {
+                f"{n}:validate": lambda n=n: run_process([*SCHEDULES, "validate", "schedules.d"], repos[n]),
+                f"{n}:dry_run": lambda n=n, argv=dry_argv: run_process(argv, repos[n]),
+                f"{n}:dry_run_alone": lambda n=n, argv=dry_argv: run_process(argv, repos[n], extra_env=NO_HELPERS),
+            }
+        for name, value in medians(alternate(commands, repeat, warm=False)).items():
+            n_text, _, key = name.partition(":")
+            results[n_text][key] = value
     if add_job:
-        results["add_job"] = statistics.median(add_job)
+        results["10000"]["add_job"] = statistics.median(add_job)
     return results
 
 
@@ -265,10 +284,9 @@ def main() -> None:
         print("running: bundled schedules ...", file=sys.stderr, flush=True)
         results["small"] = small(work, max(args.repeat, 15))
         if not args.small_only:
-            results["scale"] = {}
-            for n in args.n or [10_000, 50_000]:
-                print(f"running: N={n:,} on PostgreSQL ...", file=sys.stderr, flush=True)
-                results["scale"][str(n)] = at_scale(work, n, args.repeat, with_add_job=n == 10_000)
+            sizes = args.n or [10_000, 50_000]
+            print(f"running: N={', '.join(f'{n:,}' for n in sizes)} on PostgreSQL ...", file=sys.stderr, flush=True)
+            results["scale"] = at_scale(work, sizes, args.repeat)
     print_report(results)
     args.json.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.json}", file=sys.stderr)
