@@ -7,7 +7,8 @@ the parent held at the fork; it must never use an inherited connection or write 
 
 The child exits with `os._exit`: none of the parent's cleanup, buffered output, atexit handlers or
 connection finalizers run twice (a finalizer would end the parent's database session). It dies on
-SIGINT/SIGTERM and, under --timeout, by SIGALRM when the bound is past. RECONCILER_FORK=0 turns every
+SIGINT/SIGTERM, with its parent (on Linux, however the parent ends) and, under --timeout, by SIGALRM when
+the bound is past. RECONCILER_FORK=0 turns every
 child off (a platform where forking a process that imported libraries is unsafe).
 """
 
@@ -20,6 +21,7 @@ import os
 import pickle
 import signal
 import struct
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -53,9 +55,10 @@ class Forked(Generic[T]):
         # A file, not a pipe: the child writes its whole result and exits without waiting for the parent
         # to drain 64 KiB at a time (the unlinked file stays in the page cache).
         out = tempfile.TemporaryFile()  # noqa: SIM115 - held open across the fork; result() and close() close it
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            _child(out.fileno(), compute)
+            _child(out.fileno(), compute, parent)
         return cls(pid, out, kind)
 
     @property
@@ -99,9 +102,10 @@ class Forked(Generic[T]):
         return os.waitstatus_to_exitcode(status)
 
 
-def _child(fd: int, compute: Callable[[], object]) -> None:
+def _child(fd: int, compute: Callable[[], object], parent: int) -> None:
     code = 1
     try:
+        _die_with(parent)
         # The parent's handlers say what an apply was doing; this process just ends.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -117,6 +121,26 @@ def _child(fd: int, compute: Callable[[], object]) -> None:
         code = 1
     finally:
         os._exit(code)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel end this child when its parent ends, however it ends (killed by CI, or exiting at
+    its --timeout while this child is still blocked on a frozen server, where no `close()` runs); the alarm
+    `_child` sets otherwise kept such a child up to its whole bound. Elsewhere that alarm is the only bound."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request was made
+        os._exit(1)
 
 
 R = TypeVar("R")

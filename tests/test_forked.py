@@ -92,6 +92,49 @@ def test_a_child_that_fails_gives_none_and_the_parent_computes_everything() -> N
     assert dead.result() is None and dead.pid is None
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for a parent that does not reap it does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_until_gone(pid: int, bound: float = 10.0) -> bool:
+    """Poll until `pid` no longer runs, at most `bound` seconds (the kernel's kill is asynchronous)."""
+    until = time.monotonic() + bound
+    while alive(pid):
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+PARENT_OF_A_SLEEPER = """
+import sys, time
+from reconciler import forked
+child = forked.Forked.start(lambda: time.sleep(600), type(None))
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's (prctl)")
+def test_a_child_ends_with_its_parent_however_the_parent_ends() -> None:
+    """A command killed outright (by CI, or by its own --timeout while its child is blocked) takes its helper
+    child with it: no process keeps working, or holding a connection, for a parent that is gone."""
+    parent = subprocess.Popen([sys.executable, "-c", PARENT_OF_A_SLEEPER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert wait_until_gone(child)
+
+
 def test_helpers_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(forked.ENV, "0")
     assert forked.Forked.start(lambda: 1, int) is None

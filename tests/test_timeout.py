@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from reconciler import interrupts, store
+from reconciler import deadline, interrupts, store
 from reconciler.commands.reconcile import ReconcileOptions, run
+from reconciler.commands.validate import HELPED_FILES
 from reconciler.jobstate import load_job_state
 from tests.conftest import init_compatible
 from tests.interval_dirs import write_dir
@@ -224,3 +225,68 @@ def test_a_live_server_is_not_cut_off(applied: tuple[str, dict[str, tuple[float 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, (out, err)
     assert sorted(name for key, (_n, name) in snapshot(url).items() if key != "ledger") == ["A2", "B2"]
+
+
+def running_in_group(group: int) -> list[int]:
+    """The processes of process group `group` that still run (not zombies a non-reaping init holds)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until_gone_all(group: int, bound: float = 10.0) -> bool:
+    """Poll until nothing of process group `group` runs, at most `bound` seconds (a kill is asynchronous)."""
+    until = time.monotonic() + bound
+    while running_in_group(group):
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's")
+def test_a_frozen_server_ends_a_dry_run_that_reads_ahead_within_its_timeout(
+    cluster: Cluster, applied: tuple[str, dict[str, tuple[float | None, str]]], tmp_path: Path
+) -> None:
+    """A dry run of enough files that its read-ahead child would check some once it has read: frozen in its
+    read, the child never gets to them; the command checks every file, and ends within its timeout with the
+    one line, leaving no process behind."""
+    url, before = applied
+    directory = tmp_path / "schedules.d"
+    for f in range(HELPED_FILES + 8):
+        write_dir(directory / f"team{f:03d}", {f"k{f:03d}": f"K{f}"})
+    frozen = cluster.freeze()
+    try:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "reconcile", str(directory), "--db", url, "--dry-run"],
+            cwd=REPO,
+            env={**os.environ, "RECONCILER_TIMEOUT": "3"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its process group: whatever it forked is found below
+        )
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+        # No child of the command outlives it: the kernel ends it with its parent (forked._die_with), where its
+        # own alarm would have ended it only at the bound plus deadline.GRACE, two seconds later.
+        assert wait_until_gone_all(proc.pid, bound=1.0), running_in_group(proc.pid)
+    finally:
+        cluster.thaw(frozen)
+    assert (proc.returncode, err.splitlines(), out) == (
+        1,
+        ["error: database did not answer within 3 s; nothing was applied"],
+        "",
+    )
+    # Its output ends with it: a child alive until its own alarm held the pipes open deadline.GRACE longer.
+    assert took < 3 + deadline.GRACE, took
+    assert snapshot(url) == before
