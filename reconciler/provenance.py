@@ -94,10 +94,11 @@ class SourceRepo:
             self._author = f"{name} <{email}>" if email else name
         return self._author
 
-    def relative(self, path: str | Path) -> str:
-        """A path (absolute or relative to the working directory) relative to the repository root."""
+    def relative(self, path: str | Path, *, resolved: str | None = None) -> str:
+        """A path (absolute or relative to the working directory) relative to the repository root.
+        `resolved`: its `os.path.realpath`, when the caller has it."""
         # os.path on strings: called once per schedule file (1,000 in a large tree), pathlib costs twice as much.
-        absolute = os.path.realpath(path)
+        absolute = resolved if resolved is not None else os.path.realpath(path)
         root = str(self.root)
         if absolute == root:
             return "."
@@ -251,6 +252,7 @@ def with_repo_sources(desired: Sequence[DesiredSchedule], source: SourceRepo) ->
     path is already repository-relative (run from the root) is kept as it is.
     """
     relative: dict[str, str] = {}
+    folders: dict[str, str] = {}
     result = []
     for d in desired:
         if d.source is None:
@@ -259,12 +261,25 @@ def with_repo_sources(desired: Sequence[DesiredSchedule], source: SourceRepo) ->
         path = d.source.path
         rel = relative.get(path)
         if rel is None:
-            rel = relative[path] = source.relative(path)
+            rel = relative[path] = source.relative(path, resolved=_resolved(path, folders))
         if rel == path:
             result.append(d)
         else:
             result.append(d.found_at(SourceLocation(rel, d.source.line, d.source.column)))
     return result
+
+
+def _resolved(path: str, folders: dict[str, str]) -> str:
+    """`os.path.realpath(path)`, each folder resolved once (`folders` remembers them): a file that is not itself
+    a symlink is its resolved folder and its name. A tree of 1,000 files in 20 folders then costs 1,000 `lstat`s
+    and 20 resolutions instead of 1,000 resolutions, each an `lstat` per path component (~20 ms)."""
+    folder, name = os.path.split(path)
+    if name in ("", ".", "..") or os.path.islink(path):
+        return os.path.realpath(path)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder or os.curdir)
+    return os.path.join(real, name)
 
 
 @dataclass(frozen=True)
