@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from reconciler.commands import validate
 from reconciler.database_url import redact_url
 from reconciler.plan import PlanSettings
 from reconciler.render import render_text
+from reconciler.spec import DesiredSchedule
 from tests.conftest import init_compatible
 from tests.test_reconcile import schedule, write_schedules
 
@@ -192,6 +194,27 @@ def test_checking_files_from_both_ends_finds_what_one_process_finds(
     assert helped.schedules == alone.schedules and helped.schedules
     assert helped.problems == alone.problems and any(p.is_error for p in alone.problems)
     assert helped.files == alone.files
+
+
+def test_each_schedule_is_prepared_where_its_file_is_checked_and_crosses_prepared(tmp_path: Path) -> None:
+    _tree(tmp_path / "d", 150)
+    preparers = tmp_path / "preparers"
+
+    def prepare(desired: DesiredSchedule) -> str:
+        with preparers.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return desired.row_parts_repr
+
+    helpers = forked.Helpers(0)
+    try:
+        helped = validate.load_desired(tmp_path / "d", now=NOW, helper=helpers.back_of, prepare=prepare)
+    finally:
+        helpers.close()
+    who = preparers.read_text().split()
+    assert str(os.getpid()) in who and set(who) - {str(os.getpid())}  # both processes prepared some
+    assert len(who) >= len(helped.schedules)  # (a file both claimed is prepared twice, kept once)
+    for desired in helped.schedules:  # made before it crossed: the cached string came along, and is right
+        assert desired.__dict__["row_parts_repr"] == replace(desired).row_parts_repr
 
 
 @pytest.mark.parametrize("render", [True, False])

@@ -234,7 +234,7 @@ class _ReadAheadStart:
         o = self._options
         helps = shared.count >= HELPED_FILES  # fewer files: done before the child has read
         started = read_ahead.start(
-            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=(lambda: _checked(shared)) if helps else None
+            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=shared.back if helps else None
         )
         self._started = started
         return started.helped if started is not None and helps else None
@@ -247,16 +247,6 @@ class _ReadAheadStart:
         """End the child if it is still running."""
         if self._started is not None:
             self._started.close()
-
-
-def _checked(shared: forked.BothEnds[CheckedFile]) -> dict[int, CheckedFile]:
-    """The read-ahead child's files, with each schedule's `row_parts_repr` made: the plan's digest needs it
-    (~6 µs a schedule), and the child has the time; the cached string crosses with the schedule."""
-    files = shared.back()
-    for checked in files.values():
-        for desired, _, _ in checked.schedules:
-            _ = desired.row_parts_repr
-    return files
 
 
 class _ApplyEngine:
@@ -318,6 +308,7 @@ def _run(
                     ),
                     follow_symlinks_outside=options.follow_symlinks_outside,
                     helper=ahead.share if ahead is not None else _sharing(helpers, engine),
+                    prepare=_digest_parts,
                 )
                 if not loaded.ok:
                     # A broken file must never look like "these schedules were removed": abort before the database.
@@ -346,6 +337,12 @@ def _run(
             return _dry_run(options, reader, declared, now, target, ahead)
         assert engine is not None, "an apply has its engine"
         return _apply(options, engine.get(), declared, now, target)
+
+
+def _digest_parts(desired: DesiredSchedule) -> str:
+    """load_desired's `prepare`: the schedule's `row_parts_repr`, which the plan's digest needs (~4 µs a
+    schedule), made where its file is checked; a helper child's cached string crosses with the schedule."""
+    return desired.row_parts_repr
 
 
 def _sharing(helpers: forked.Helpers | None, engine: _ApplyEngine | None) -> FileHelper | None:

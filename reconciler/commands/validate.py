@@ -208,6 +208,7 @@ def load_desired(
     completed: Container[str] = frozenset(),
     follow_symlinks_outside: bool = False,
     helper: FileHelper | None = None,
+    prepare: Callable[[DesiredSchedule], object] | None = None,
 ) -> DesiredSet:
     """Read and check every schedule file below `directory` (no database needed).
 
@@ -217,6 +218,8 @@ def load_desired(
     `follow_symlinks_outside`: read symlinks whose target is outside `directory` instead of failing.
     `helper`: given the files as shared work, starts a child checking them from the end (the machine's
     other core: forked.BothEnds) and returns how to wait for its part, or None. The result is the same.
+    `prepare`: called with each schedule as its file is checked, by whichever process checks it (reconcile
+    makes the digest's repr there, so that work is shared between the cores too, not left for after).
     """
     out = DesiredSet()
     if not directory.is_dir():
@@ -228,7 +231,11 @@ def load_desired(
     paths, parent = found.paths, os.getpid()
 
     def check(i: int) -> CheckedFile:
-        return check_file(paths[i], now, completed if os.getpid() == parent else _ParentOnly())
+        checked = check_file(paths[i], now, completed if os.getpid() == parent else _ParentOnly())
+        if prepare is not None:
+            for desired, _, _ in checked.schedules:
+                prepare(desired)
+        return checked
 
     shared = forked.BothEnds(len(paths), check)
     for checked in shared.front(helper(shared) if helper is not None else None):
