@@ -162,7 +162,9 @@ def start(
 def _shared(result: ReadResult) -> ReadResult:
     """`result` with equal strings and timestamps as one object each. Pickle then writes each once: every
     ledger row repeats its namespace, workflow, file, commit, author, time and owner, and every link a
-    workflow id. The parent unpickles 10,000 schedules' snapshot in ~45 ms instead of ~100 ms.
+    workflow id; a schedule's id is in its ledger entry, its row and its links, and an unchanged row's hash
+    in the row and the entry. The parent unpickles 10,000 schedules' snapshot in ~20 ms instead of ~100 ms
+    (4.8 MB → 3.5 MB; ~33 ms with the ids and hashes apart), and compares those strings by identity.
 
     The entries are changed in place (through their `__dict__`: they are frozen), at a third of the cost of
     copying them: they were made by this child's own read, and nothing else holds them."""
@@ -181,5 +183,8 @@ def _shared(result: ReadResult) -> ReadResult:
         # equal instants in other zones stay apart
         fields["applied_at"] = one((e.applied_at, getattr(e.applied_at, "tzinfo", None)), e.applied_at)
         fields["source"] = one(e.source, e.source)
-    links = {job: tuple(one(w, w) for w in ids) for job, ids in snapshot.links.items()}
-    return replace(result, snapshot=replace(snapshot, links=links))
+        fields["schedule_id"] = one(e.schedule_id, e.schedule_id)
+        fields["row_hash"] = one(e.row_hash, e.row_hash)
+    rows = [(one(i, i), n, d, one(h, h)) for i, n, d, h in snapshot.row_hashes]
+    links = {one(job, job): tuple(one(w, w) for w in ids) for job, ids in snapshot.links.items()}
+    return replace(result, snapshot=replace(snapshot, links=links, row_hashes=rows))

@@ -188,6 +188,11 @@ def test_the_snapshot_crosses_the_pipe_as_it_was_read(pg_url: str, tmp_path: Pat
     assert there == here and there.snapshot is not None
     assert {e.key for e in there.snapshot.ledger} == {"a", "b", "c"}
     assert there.snapshot.links[schedule_id_for("default", "a")] == here.snapshot.links[schedule_id_for("default", "a")]
+    rows = {row[0]: row for row in there.snapshot.row_hashes}
+    links = {job: job for job in there.snapshot.links}
+    for entry in there.snapshot.ledger:  # one string each, in the entry, the row and the links
+        assert rows[entry.schedule_id][0] is entry.schedule_id is links[entry.schedule_id]
+        assert rows[entry.schedule_id][3] is entry.row_hash is not None
 
 
 def test_reading_ahead_can_be_turned_off(
