@@ -144,6 +144,7 @@ def _die_with(parent: int) -> None:
 
 
 R = TypeVar("R")
+P = TypeVar("P")
 
 
 class NotHere(Exception):
@@ -169,13 +170,22 @@ class BothEnds(Generic[R]):
 
     def back(self) -> dict[int, R]:
         """The child's part: items from the last one down, until it meets the front; by index."""
-        done: dict[int, R] = {}
+        return self._back(lambda value: value)
+
+    def back_packed(self) -> dict[int, bytes]:
+        """`back()` with each item pickled as soon as it is computed (`unpacked` reverses it). The child's part
+        is then ready to send when the two meet; pickled whole after they met, it kept the front waiting
+        (~12 ms for 300 schedule files, where the front had nothing else to do)."""
+        return self._back(lambda value: pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _back(self, pack: Callable[[R], P]) -> dict[int, P]:
+        done: dict[int, P] = {}
         for i in range(self.count - 1, -1, -1):
             self._set(1, i)  # claimed, then checked: the front does the same from its end
             if i < self._get(0):
                 break
             try:
-                done[i] = self._compute(i)
+                done[i] = pack(self._compute(i))
             except NotHere:
                 continue
         return done
@@ -203,6 +213,17 @@ class BothEnds(Generic[R]):
         return value
 
 
+def unpacked(packed: dict[int, bytes] | None) -> dict[int, Any] | None:
+    """`BothEnds.back_packed`'s part as `back()` gives it; None if any item does not unpickle (then the
+    front computes them all, as for a child that gave nothing)."""
+    if packed is None:
+        return None
+    try:
+        return {i: pickle.loads(item) for i, item in packed.items()}
+    except Exception:
+        return None
+
+
 class Helpers:
     """The helper children one command forks for `BothEnds` work; `close()` ends those still running."""
 
@@ -214,11 +235,11 @@ class Helpers:
         """Fork a child computing `shared.back()`; how to wait for its part, or None (no child)."""
         if shared.count < self.minimum:
             return None
-        helper = Forked.start(shared.back, dict)
+        helper = Forked.start(shared.back_packed, dict)
         if helper is None:
             return None
         self._started.append(helper)
-        return helper.result
+        return lambda: unpacked(helper.result())
 
     def close(self) -> None:
         """End every child still running, and reap them all."""

@@ -125,9 +125,10 @@ class ReadAhead:
         return self._result
 
     def helped(self) -> dict[int, Any] | None:
-        """What `then()` returned in the child (waiting for it), or None: it gave nothing."""
+        """What `then()` returned in the child, unpacked (`forked.unpacked`; waiting for it), or None: it
+        gave nothing."""
         sent = self._child.result()
-        return sent.helped if sent is not None else None
+        return forked.unpacked(sent.helped) if sent is not None else None
 
     def close(self) -> None:
         """End the child if it is still running."""
@@ -137,14 +138,15 @@ class ReadAhead:
 @dataclass(frozen=True)
 class _Sent:
     """What the child writes: its `ReadResult`, pickled as soon as it was read (so the work after it never
-    delays the parent's unpickling of it by more than a copy), and what `then` returned."""
+    delays the parent's unpickling of it by more than a copy), and what `then` returned: items pickled one
+    by one as they were made (`forked.BothEnds.back_packed`)."""
 
     read: bytes
-    helped: dict[int, Any] | None
+    helped: dict[int, bytes] | None
 
 
 def start(
-    url: str, version: str | None, timeout: float, then: Callable[[], dict[int, Any]] | None = None
+    url: str, version: str | None, timeout: float, then: Callable[[], dict[int, bytes]] | None = None
 ) -> ReadAhead | None:
     """Fork the child that runs `read(url, ...)`, then `then()` (the dry run hands it the files to check from
     the end: forked.BothEnds); `close()` ends it. None where helpers are off (`enabled`)."""

@@ -38,13 +38,14 @@ def _slow_square(i: int) -> tuple[int, int]:
     return i, os.getpid()
 
 
+@pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 17, 200])
-def test_both_ends_make_the_list_a_plain_loop_makes(count: int) -> None:
+def test_both_ends_make_the_list_a_plain_loop_makes(count: int, packed: bool) -> None:
     shared = forked.BothEnds(count, _slow_square)
-    helper = forked.Forked.start(shared.back, dict)
+    helper = forked.Forked.start(shared.back_packed if packed else shared.back, dict)
     assert helper is not None
     try:
-        got = shared.front(helper.result)
+        got = shared.front((lambda: forked.unpacked(helper.result())) if packed else helper.result)
     finally:
         helper.close()
     assert [i for i, _ in got] == list(range(count))

@@ -7,6 +7,7 @@ and holds the two outcomes equal: the plan, the exit code, the lines printed, th
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -213,17 +214,21 @@ def test_reading_ahead_can_be_turned_off(
 
 
 def test_the_child_hands_back_what_it_did_after_reading(pg_url: str, tmp_path: Path) -> None:
-    """`then` runs in the child once it has read; its value comes back beside the read, and a `then` that
-    raises leaves both to the parent."""
+    """`then` runs in the child once it has read; its items (pickled one by one) come back unpacked beside
+    the read, and a `then` that raises leaves both to the parent."""
     init_compatible(pg_url).dispose()
     here = read_ahead.read(pg_url, None, 30.0)
     parent = os.getpid()
-    ahead = read_ahead.start(pg_url, None, 30.0, then=lambda: {0: os.getpid() != parent})
+    ahead = read_ahead.start(pg_url, None, 30.0, then=lambda: {0: pickle.dumps(os.getpid() != parent)})
     assert ahead is not None
     assert ahead.helped() == {0: True}  # computed in another process
     assert ahead.result() == here
 
-    def broken() -> dict[int, Any]:
+    garbled = read_ahead.start(pg_url, None, 30.0, then=lambda: {0: b"not a pickle"})
+    assert garbled is not None
+    assert garbled.helped() is None and garbled.result() == here  # the read still counts
+
+    def broken() -> dict[int, bytes]:
         raise RuntimeError("not here")
 
     failed = read_ahead.start(pg_url, None, 30.0, then=broken)

@@ -234,7 +234,7 @@ class _ReadAheadStart:
         o = self._options
         helps = shared.count >= HELPED_FILES  # fewer files: done before the child has read
         started = read_ahead.start(
-            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=shared.back if helps else None
+            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=shared.back_packed if helps else None
         )
         self._started = started
         return started.helped if started is not None and helps else None
