@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,7 +148,12 @@ class Plan:
     orchestrator: str = ""  # the generation planned for and how it was found (PlanSettings.orchestrator)
 
     def count(self, action: Action) -> int:
-        return sum(1 for c in self.changes if c.action is action)
+        return self._counts.get(action, 0)
+
+    @functools.cached_property
+    def _counts(self) -> dict[Action, int]:
+        # One pass for every count: a summary line asks for six of them (10,000 changes each).
+        return Counter(c.action for c in self.changes)
 
     @property
     def summary(self) -> dict[str, int]:
