@@ -24,7 +24,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from reconciler import triggers
-from reconciler.frozen import build, evolve
+from reconciler.frozen import build, evolve, maker
 from reconciler.jobstate import ORCHESTRATOR_4_FUNC, ORCHESTRATOR_FUNC, ORCHESTRATOR_FUNCS, utc_timestamp
 from reconciler.spec import DesiredSchedule
 from reconciler.state import ExpectedRow, LedgerEntry, LiveJob, LiveState, Workflow
@@ -402,6 +402,9 @@ def default_user_inputs(user_inputs: Sequence[dict[str, Any]]) -> bool:
     return all(not item for item in user_inputs)
 
 
+_unchanged_change = maker(Change, action=Action.NOOP)  # the fast path's Change: one per unchanged schedule
+
+
 class _Planner:
     def __init__(self, live: LiveState, settings: PlanSettings, now: datetime) -> None:
         self.settings = settings
@@ -575,11 +578,9 @@ class _Planner:
             return None  # the entry gets a new owner, or --adopt-from moves it
         self.claimed.add(schedule_id)
         self.identities[schedule_id] = digest
-        return build(
-            Change,
-            desired.key,
-            Action.NOOP,
-            schedule_id,
+        return _unchanged_change(
+            key=desired.key,
+            schedule_id=schedule_id,
             desired=desired,
             source=str(source) if source else None,
             name=name,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.frozen import build, evolve
+from reconciler.frozen import build, evolve, maker
 from reconciler.plan import Action, Change, FieldChange
 from reconciler.state import LedgerEntry, LiveJob
 
@@ -109,6 +109,39 @@ def test_build_refuses_what_the_constructor_refuses() -> None:
         build(Change, key="k", action=Action.NOOP, schedule_id="id", actoin=Action.CREATE)
     with pytest.raises(TypeError, match="takes 14 fields, 15 given"):
         build(LedgerEntry, *range(15))
+
+
+@given(
+    action=st.sampled_from(list(Action)),
+    warnings=st.lists(st.text(max_size=5), max_size=3).map(tuple),
+    owner=st.none() | st.text(max_size=5),
+)
+def test_a_maker_makes_what_the_constructor_makes(action: Action, warnings: tuple[str, ...], owner: str | None) -> None:
+    make = maker(Change, action=action)
+    made = make(key="k", schedule_id="id", warnings=warnings, owner=owner)
+    expected = Change(key="k", action=action, schedule_id="id", warnings=warnings, owner=owner)
+    assert made == expected and made.__dict__ == expected.__dict__
+    assert make(key="other", schedule_id="id2").key == "other"  # each call its own record, the fixed ones kept
+    assert made.key == "k" and made.action is action
+
+
+def test_a_maker_refuses_what_the_constructor_refuses() -> None:
+    with pytest.raises(TypeError, match="no field actoin"):
+        maker(Change, actoin=Action.NOOP)
+    make = maker(Change, action=Action.NOOP)
+    with pytest.raises(TypeError, match="needs exactly its fields"):
+        make(key="k")  # no schedule_id
+    with pytest.raises(TypeError, match="needs exactly its fields"):
+        make(key="k", schedule_id="id", actoin=Action.CREATE)
+    with pytest.raises(TypeError, match="needs exactly its fields"):
+        make(key="k", actoin=Action.CREATE)  # one missing, one unknown: as many names, still refused
+    with pytest.raises(TypeError, match="default factory"):
+        maker(Listed)
+
+
+@dataclass(frozen=True)
+class Listed:
+    values: list[int] = field(default_factory=list)
 
 
 def test_build_refuses_default_factories() -> None:
