@@ -166,7 +166,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(c.touches_database for c in self.changes)
+        return self._counts.get(Action.NOOP, 0) != len(self.changes)  # a change that is not NOOP touches the database
 
     @property
     def pending(self) -> list[Change]:

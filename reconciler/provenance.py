@@ -103,7 +103,8 @@ class SourceRepo:
         if absolute == root:
             return "."
         if absolute.startswith(root.rstrip(os.sep) + os.sep):
-            return Path(absolute[len(root.rstrip(os.sep)) + 1 :]).as_posix()
+            # A resolved path has no `.` or doubled separators left: only the separator to make POSIX.
+            return absolute[len(root.rstrip(os.sep)) + 1 :].replace(os.sep, "/")
         return Path(path).as_posix()
 
 

@@ -310,6 +310,8 @@ def _with_states(reader: Reader, jobs: dict[str, LiveJob], ids: Sequence[str]) -
     """`jobs` (in their order) with the rows `ids` read whole. Each is rebuilt from this second read alone
     (column, pickle and digest agree even if the scheduler wrote it in between); a row deleted meanwhile
     is dropped. Linker rows are kept from the first read."""
+    if not ids:  # a no-op plan: every row matched by its digest
+        return jobs
     fetched: dict[str, LiveJob] = {}
     for chunk in _batches(ids):
         sql = f"SELECT id, next_run_time, job_state FROM apscheduler_jobs WHERE id IN ({_marks(chunk)})"
