@@ -483,8 +483,10 @@ class _Planner:
                         f"Then run this command again with --adopt-from '{owner}'"
                     )
             self.errors.append(message)
-        unrecorded = sum(1 for c in changes if c.owner is None and c.key in self.ledger and ours is not None)
-        if unrecorded and any(e.source is None for e in self.ledger.values()):
+        if not any(e.source is None for e in self.ledger.values()):
+            return  # every entry names its source (the common case): nothing to count
+        unrecorded = sum(1 for c in changes if c.owner is None and c.key in self.ledger)
+        if unrecorded:
             self.warnings.append(
                 f"{unrecorded} schedule(s) recorded before sources were tracked: adopted by {ours} with this apply"
             )
@@ -966,7 +968,7 @@ def compute_plan(
     for key in sorted(planner.ledger):
         if key not in declared and key not in rename_sources:
             changes.append(planner.plan_removed(planner.ledger[key]))
-    changes.sort(key=lambda c: c.key)
+    changes.sort(key=attrgetter("key"))
     planner.ownership_errors(changes)
 
     deletes = sum(1 for c in changes if c.action is Action.DELETE)
