@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 Record = TypeVar("Record")
+Value = TypeVar("Value")
 
 
 @functools.cache
@@ -98,3 +99,23 @@ def maker(kind: type[Record], **fixed: Any) -> Callable[..., Record]:
         return record
 
     return make
+
+
+class cached_value(functools.cached_property[Value], Generic[Value]):
+    """`functools.cached_property` for a value that is a pure function of a frozen record's fields.
+
+    Python 3.11's cached_property takes a lock on every first access (~0.9 µs of the ~2.3 µs a schedule's
+    digest repr costs; 3.12 dropped it). Two threads computing the same pure value at once is harmless, so
+    this one stores the value without it. Still a cached_property: `evolve` refuses a class that has one.
+    """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> cached_value[Value]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Value: ...
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Value | cached_value[Value]:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[cast(str, self.attrname)] = value  # later reads find it there, not here
+        return value

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.frozen import cached_value
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 TRIGGER_NAMES = ("interval", "cron", "date", "calendarinterval", "and", "or")
@@ -146,7 +147,7 @@ class DesiredSchedule:
     replaces_job_id: str | None = None  # a legacy decorator's row this schedule takes over
     replaces_decorator: str | None = None  # that decorator's path:line
 
-    @cached_property
+    @cached_value
     def row_parts_repr(self) -> str:
         """repr() of the fields the job row is built from, comma-joined as inside a tuple's repr.
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.frozen import build, evolve, maker
+from reconciler.frozen import build, cached_value, evolve, maker
 from reconciler.plan import Action, Change, FieldChange
+from reconciler.spec import DesiredSchedule
 from reconciler.state import LedgerEntry, LiveJob
 
 
@@ -52,6 +53,29 @@ def test_a_class_with_cached_properties_is_refused() -> None:
     assert job.row_hash
     with pytest.raises(TypeError, match="caches properties"):
         evolve(job, next_run_time=2.0)
+
+
+@dataclass(frozen=True)
+class Counted:
+    value: int
+    calls: list[int] = field(default_factory=list, compare=False)
+
+    @cached_value
+    def doubled(self) -> int:
+        self.calls.append(self.value)
+        return self.value * 2
+
+
+def test_a_cached_value_is_made_once_and_kept_on_the_record() -> None:
+    record = Counted(21)
+    assert record.doubled == 42 and record.doubled == 42
+    assert record.calls == [21] and record.__dict__["doubled"] == 42
+    assert isinstance(Counted.doubled, cached_value)  # on the class: the descriptor itself
+    assert replace(record, value=5).doubled == 10  # a copy made by replace starts without it
+    with pytest.raises(TypeError, match="caches properties"):  # evolve would carry it over, stale
+        evolve(record, value=5)
+    schedule = DesiredSchedule("k", "task_x", "interval", {"minutes": 5}, "UTC")
+    assert schedule.row_parts_repr == "'task_x', 'interval', {'minutes': 5}, 'UTC', [{}], True, 1, True, 1"
 
 
 def test_classes_with_post_init_or_slots_are_refused() -> None:
