@@ -164,6 +164,8 @@ class BothEnds(Generic[R]):
     def __init__(self, count: int, compute: Callable[[int], R]) -> None:
         self.count = count
         self._compute = compute
+        # Called by `front` between its items: a helper's hook to take what its child has sent meanwhile.
+        self.meanwhile: Callable[[], None] | None = None
         self._cursors = mmap.mmap(-1, 16)  # [next front claim, lowest back claim], shared across a fork
         self._set(0, 0)
         self._set(1, count)
@@ -177,6 +179,18 @@ class BothEnds(Generic[R]):
         is then ready to send when the two meet; pickled whole after they met, it kept the front waiting
         (~12 ms for 300 schedule files, where the front had nothing else to do)."""
         return self._back(lambda value: pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def back_into(self, stream: Stream) -> None:
+        """`back()` with each item sent on `stream` as `(index, item)` as soon as it is computed, so the front
+        takes it while it works (`ReadAhead`) instead of unpickling the whole part after they met."""
+        for i in range(self.count - 1, -1, -1):
+            self._set(1, i)
+            if i < self._get(0):
+                break
+            try:
+                stream.send((i, self._compute(i)))
+            except NotHere:
+                continue
 
     def _back(self, pack: Callable[[R], P]) -> dict[int, P]:
         done: dict[int, P] = {}
@@ -202,6 +216,8 @@ class BothEnds(Generic[R]):
                     found.setdefault(j, value)
                 break
             found[i] = self._compute(i)
+            if self.meanwhile is not None:
+                self.meanwhile()
             i += 1
         return [found[j] if j in found else self._compute(j) for j in range(self.count)]
 
@@ -211,6 +227,58 @@ class BothEnds(Generic[R]):
     def _get(self, slot: int) -> int:
         value: int = struct.unpack_from("q", self._cursors, slot * 8)[0]
         return value
+
+
+class Stream:
+    """Values a child sends one by one while it works (`send`), taken by the parent as they arrive
+    (`arrived`, which never waits). Made before the fork; the parent knows the stream is complete once the
+    child has ended (`Forked.result`).
+
+    The child appends each value, pickled and preceded by its length, to a file, then moves a counter in
+    memory the fork shares past it: the parent reads only up to the counter, so only whole values. A value
+    that does not unpickle ends the stream for the parent (`broken`): what it took before stays good, as
+    each value is whole on its own.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - held open across the fork; close() closes it
+        self._committed = mmap.mmap(-1, 8)  # bytes of whole values written so far
+        struct.pack_into("q", self._committed, 0, 0)
+        self._taken = 0  # the parent's: bytes already read
+        self.broken = False
+
+    def send(self, value: object) -> None:
+        """The child's: append `value` and make it visible to the parent."""
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        record = memoryview(struct.pack("q", len(data)) + data)
+        offset: int = struct.unpack_from("q", self._committed, 0)[0]
+        while record:
+            written = os.pwrite(self._file.fileno(), record, offset)
+            record, offset = record[written:], offset + written
+        struct.pack_into("q", self._committed, 0, offset)  # after the write: the parent never sees half a value
+
+    def arrived(self) -> list[Any]:
+        """The parent's: the values sent since the last call, in order (none once `broken`)."""
+        end: int = struct.unpack_from("q", self._committed, 0)[0]
+        if end == self._taken or self.broken:
+            return []
+        data = os.pread(self._file.fileno(), end - self._taken, self._taken)
+        self._taken = end
+        values: list[Any] = []
+        at = 0
+        try:
+            while at < len(data):
+                size: int = struct.unpack_from("q", data, at)[0]
+                values.append(pickle.loads(data[at + 8 : at + 8 + size]))
+                at += 8 + size
+        except Exception:
+            self.broken = True
+        return values
+
+    def close(self) -> None:
+        """Release the file and the shared counter."""
+        self._file.close()
+        self._committed.close()
 
 
 def unpacked(packed: dict[int, bytes] | None) -> dict[int, Any] | None:

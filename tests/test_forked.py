@@ -53,6 +53,35 @@ def test_both_ends_make_the_list_a_plain_loop_makes(count: int, packed: bool) ->
         assert {pid for _, pid in got} - {os.getpid()}
 
 
+def test_the_front_calls_meanwhile_between_its_items_and_takes_a_streamed_part() -> None:
+    shared = forked.BothEnds(200, _slow_square)
+    stream = forked.Stream()
+    taken: dict[int, Any] = {}
+    calls: list[int] = []
+
+    def meanwhile() -> None:
+        calls.append(len(calls))
+        taken.update(stream.arrived())
+
+    shared.meanwhile = meanwhile
+    helper = forked.Forked.start(lambda: shared.back_into(stream) or True, bool)
+    assert helper is not None
+
+    def theirs() -> dict[int, Any]:
+        helper.result()
+        taken.update(stream.arrived())
+        return taken
+
+    try:
+        got = shared.front(theirs)
+    finally:
+        helper.close()
+        stream.close()
+    assert [i for i, _ in got] == list(range(200))
+    assert calls and len(calls) < 200  # once after each item the front computed, until the two met
+    assert {pid for _, pid in got} - {os.getpid()}  # the child's items came over the stream
+
+
 @settings(max_examples=25, deadline=None)
 @given(count=st.integers(0, 40), left=st.sets(st.integers(0, 39)))
 def test_items_the_child_leaves_or_cannot_do_are_done_here(count: int, left: set[int]) -> None:

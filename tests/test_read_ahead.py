@@ -7,7 +7,6 @@ and holds the two outcomes equal: the plan, the exit code, the lines printed, th
 from __future__ import annotations
 
 import os
-import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import read_ahead
+from reconciler import forked, read_ahead
 from reconciler.commands import validate
 from reconciler.commands.reconcile import Outcome
 from reconciler.commands.validate import HELPED_FILES
@@ -214,26 +213,59 @@ def test_reading_ahead_can_be_turned_off(
 
 
 def test_the_child_hands_back_what_it_did_after_reading(pg_url: str, tmp_path: Path) -> None:
-    """`then` runs in the child once it has read; its items (pickled one by one) come back unpacked beside
-    the read, and a `then` that raises leaves both to the parent."""
+    """Once it has read, the child checks `files` from the end; the read and each item arrive on the stream
+    as it makes them (`take` never waits). A child that fails after its read leaves the read good, and the
+    items it did not send to the front."""
     init_compatible(pg_url).dispose()
     here = read_ahead.read(pg_url, None, 30.0)
     parent = os.getpid()
-    ahead = read_ahead.start(pg_url, None, 30.0, then=lambda: {0: pickle.dumps(os.getpid() != parent)})
+
+    def where(i: int) -> tuple[int, bool]:
+        return i, os.getpid() != parent
+
+    ahead = read_ahead.start(pg_url, None, 30.0, files=forked.BothEnds(20, where))
     assert ahead is not None
-    assert ahead.helped() == {0: True}  # computed in another process
-    assert ahead.result() == here
+    try:
+        assert ahead.helped() == {i: (i, True) for i in range(20)}  # computed in another process
+        assert ahead.result() == here
+    finally:
+        ahead.close()
 
-    garbled = read_ahead.start(pg_url, None, 30.0, then=lambda: {0: b"not a pickle"})
-    assert garbled is not None
-    assert garbled.helped() is None and garbled.result() == here  # the read still counts
+    def breaks_at_ten(i: int) -> int:
+        if i == 10:
+            raise RuntimeError("not here")
+        return i
 
-    def broken() -> dict[int, bytes]:
-        raise RuntimeError("not here")
-
-    failed = read_ahead.start(pg_url, None, 30.0, then=broken)
+    failed = read_ahead.start(pg_url, None, 30.0, files=forked.BothEnds(20, breaks_at_ten))
     assert failed is not None
-    assert failed.helped() is None and failed.result() is None
+    try:
+        assert failed.result() == here  # sent before the failure: whole, and good
+        assert failed.helped() == {i: i for i in range(11, 20)}  # the ones made before it; the front does the rest
+    finally:
+        failed.close()
+
+
+def test_a_value_that_does_not_unpickle_ends_the_stream_not_what_came_before() -> None:
+    stream = forked.Stream()
+    try:
+        child = forked.Forked.start(lambda: [stream.send(v) for v in (1, Unloadable(), 3)] and True, bool)
+        assert child is not None
+        assert child.result() is True
+        assert stream.arrived() == [1] and stream.broken
+        assert stream.arrived() == []
+    finally:
+        stream.close()
+
+
+class Unloadable:
+    """Pickles, and fails to unpickle (as a value from a child of another build could)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_refuse, ())
+
+
+def _refuse() -> None:
+    raise ValueError("cannot be made here")
 
 
 def test_files_the_child_checks_after_reading_plan_as_the_commands_own(

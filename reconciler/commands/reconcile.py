@@ -234,10 +234,13 @@ class _ReadAheadStart:
         o = self._options
         helps = shared.count >= HELPED_FILES  # fewer files: done before the child has read
         started = read_ahead.start(
-            o.db_url, o.orchestrator.version, o.apply.lock_timeout, then=shared.back_packed if helps else None
+            o.db_url, o.orchestrator.version, o.apply.lock_timeout, files=shared if helps else None
         )
         self._started = started
-        return started.helped if started is not None and helps else None
+        if started is None:
+            return None
+        shared.meanwhile = started.take  # the read and the child's files, unpickled while this process parses
+        return started.helped if helps else None
 
     def result(self) -> read_ahead.ReadResult | None:
         """What the child read, or None (not started, or it gave nothing): then the dry run reads here."""
