@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler import forked, triggers, workflow_commands
 from reconciler.exit_codes import CommandResult
+from reconciler.heap import collector_paused
 from reconciler.loader import LoadedFile, PathKey, find_schedule_files, load_file
 from reconciler.problems import Problem, Severity, error, warning
 from reconciler.spec import (
@@ -238,7 +239,11 @@ def load_desired(
         return checked
 
     shared = forked.BothEnds(len(paths), check)
-    for checked in shared.front(helper(shared) if helper is not None else None):
+    # The parse makes ~60 objects a schedule, nearly all acyclic and alive until the command ends: the
+    # collector would rescan them again and again (~20 ms of 10,000 schedules) to free next to nothing.
+    with collector_paused():
+        checked_files = shared.front(helper(shared) if helper is not None else None)
+    for checked in checked_files:
         out.files.append(checked.path)
         out.problems.extend(checked.problems)
         for desired, (line, col), moved_at in checked.schedules:
