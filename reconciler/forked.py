@@ -144,7 +144,6 @@ def _die_with(parent: int) -> None:
 
 
 R = TypeVar("R")
-P = TypeVar("P")
 
 
 class NotHere(Exception):
@@ -172,37 +171,25 @@ class BothEnds(Generic[R]):
 
     def back(self) -> dict[int, R]:
         """The child's part: items from the last one down, until it meets the front; by index."""
-        return self._back(lambda value: value)
-
-    def back_packed(self) -> dict[int, bytes]:
-        """`back()` with each item pickled as soon as it is computed (`unpacked` reverses it). The child's part
-        is then ready to send when the two meet; pickled whole after they met, it kept the front waiting
-        (~12 ms for 300 schedule files, where the front had nothing else to do)."""
-        return self._back(lambda value: pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        done: dict[int, R] = {}
+        self._back(done.__setitem__)
+        return done
 
     def back_into(self, stream: Stream) -> None:
         """`back()` with each item sent on `stream` as `(index, item)` as soon as it is computed, so the front
-        takes it while it works (`ReadAhead`) instead of unpickling the whole part after they met."""
-        for i in range(self.count - 1, -1, -1):
-            self._set(1, i)
-            if i < self._get(0):
-                break
-            try:
-                stream.send((i, self._compute(i)))
-            except NotHere:
-                continue
+        takes it between its own items (`meanwhile`) instead of unpickling the whole part after they met."""
+        self._back(lambda i, value: stream.send((i, value)))
 
-    def _back(self, pack: Callable[[R], P]) -> dict[int, P]:
-        done: dict[int, P] = {}
+    def _back(self, put: Callable[[int, R], object]) -> None:
         for i in range(self.count - 1, -1, -1):
             self._set(1, i)  # claimed, then checked: the front does the same from its end
             if i < self._get(0):
                 break
             try:
-                done[i] = pack(self._compute(i))
+                value = self._compute(i)
             except NotHere:
                 continue
-        return done
+            put(i, value)
 
     def front(self, theirs: Callable[[], dict[int, R] | None] | None) -> list[R]:
         """This process's part, then the list: `theirs()` waits for the child's part (None: it gave none,
@@ -281,36 +268,45 @@ class Stream:
         self._committed.close()
 
 
-def unpacked(packed: dict[int, bytes] | None) -> dict[int, Any] | None:
-    """`BothEnds.back_packed`'s part as `back()` gives it; None if any item does not unpickle (then the
-    front computes them all, as for a child that gave nothing)."""
-    if packed is None:
-        return None
-    try:
-        return {i: pickle.loads(item) for i, item in packed.items()}
-    except Exception:
-        return None
-
-
 class Helpers:
     """The helper children one command forks for `BothEnds` work; `close()` ends those still running."""
 
     def __init__(self, minimum: int) -> None:
         self.minimum = minimum  # fewer items than this: the fork would cost more than it saves
-        self._started: list[Forked[dict[Any, Any]]] = []
+        self._started: list[tuple[Forked[bool], Stream]] = []
 
     def back_of(self, shared: BothEnds[R]) -> Callable[[], dict[int, R] | None] | None:
-        """Fork a child computing `shared.back()`; how to wait for its part, or None (no child)."""
+        """Fork a child computing `shared.back()` onto a `Stream`, whose items the front takes between its own
+        (`shared.meanwhile`); how to wait for the rest of the child's part, or None (no child)."""
         if shared.count < self.minimum:
             return None
-        helper = Forked.start(shared.back_packed, dict)
+        stream = Stream()
+
+        def send() -> bool:
+            shared.back_into(stream)
+            return True
+
+        helper = Forked.start(send, bool)
         if helper is None:
+            stream.close()
             return None
-        self._started.append(helper)
-        return lambda: unpacked(helper.result())
+        self._started.append((helper, stream))
+        taken: dict[int, R] = {}
+
+        def take() -> None:
+            taken.update(stream.arrived())
+
+        def rest() -> dict[int, R]:
+            helper.result()  # ended: whatever it sent is on the stream
+            take()
+            return taken
+
+        shared.meanwhile = take
+        return rest
 
     def close(self) -> None:
         """End every child still running, and reap them all."""
-        for helper in self._started:
+        for helper, stream in self._started:
             helper.close()
+            stream.close()
         self._started.clear()

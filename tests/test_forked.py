@@ -38,16 +38,23 @@ def _slow_square(i: int) -> tuple[int, int]:
     return i, os.getpid()
 
 
-@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("streamed", [False, True])
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 17, 200])
-def test_both_ends_make_the_list_a_plain_loop_makes(count: int, packed: bool) -> None:
+def test_both_ends_make_the_list_a_plain_loop_makes(count: int, streamed: bool) -> None:
     shared = forked.BothEnds(count, _slow_square)
-    helper = forked.Forked.start(shared.back_packed if packed else shared.back, dict)
-    assert helper is not None
-    try:
-        got = shared.front((lambda: forked.unpacked(helper.result())) if packed else helper.result)
-    finally:
-        helper.close()
+    if streamed:  # as the commands share files: forked.Helpers, items taken as they arrive
+        helpers = forked.Helpers(0)
+        try:
+            got = shared.front(helpers.back_of(shared))
+        finally:
+            helpers.close()
+    else:
+        helper = forked.Forked.start(shared.back, dict)
+        assert helper is not None
+        try:
+            got = shared.front(helper.result)
+        finally:
+            helper.close()
     assert [i for i, _ in got] == list(range(count))
     if count == 200:  # the child computed some of them (its pid is not ours): ~0.1 s is time enough to start
         assert {pid for _, pid in got} - {os.getpid()}
