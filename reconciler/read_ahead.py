@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from reconciler import forked
 from reconciler.exit_codes import CommandError
 from reconciler.forked import Forked
-from reconciler.heap import collector_paused
 
 if TYPE_CHECKING:
     from reconciler.orchestrator_versions import Generation
@@ -119,13 +118,9 @@ class ReadAhead:
         return self._child.pid
 
     def take(self) -> None:
-        """Unpickle whatever the child has sent so far (never waits).
-
-        With the collector paused (heap.collector_paused): it would otherwise rescan the snapshot's ~100,000
-        objects, alive until the command ends, in every collection the parse goes on to make."""
-        with collector_paused():
-            values = self._stream.arrived()
-        for value in values:
+        """Unpickle whatever the child has sent so far (never waits). Called during the parse, where
+        load_desired has the collector paused, so the snapshot's ~100,000 objects are never rescanned."""
+        for value in self._stream.arrived():
             if self._first:
                 self._first = False
                 self._read = value if isinstance(value, ReadResult) else None
